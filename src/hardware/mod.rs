@@ -1,0 +1,88 @@
+//! Layer 3: what this machine has. Pure data: detection fills a [`HardwareProfile`], and
+//! selection reads one, so selection can be tested with injected profiles.
+//!
+//! This module depends on no other layer of the crate (the loader consumes its data).
+
+mod cpu;
+
+pub use cpu::{detect_cpu, CpuFeature, CpuInfo};
+
+/// Kinds of GPU API a device was seen through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GpuApi {
+    /// Seen by the Vulkan loader.
+    Vulkan,
+    /// Seen by the CUDA driver library.
+    Cuda,
+    /// Seen through Metal.
+    Metal,
+}
+
+/// What kind of device a GPU is (Vulkan's `VkPhysicalDeviceType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GpuType {
+    /// A discrete GPU.
+    Discrete,
+    /// A GPU sharing memory with the CPU.
+    Integrated,
+    /// A virtual GPU.
+    Virtual,
+    /// A software rasteriser running on the CPU (e.g. Mesa's lavapipe).
+    Cpu,
+    /// Anything else.
+    Other,
+}
+
+/// One GPU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuInfo {
+    /// The API the device was found through.
+    pub api: GpuApi,
+    /// PCI vendor id (0x10de NVIDIA, 0x1002 AMD, 0x8086 Intel, 0x10005 Mesa).
+    pub vendor_id: u32,
+    /// Device name.
+    pub name: String,
+    /// Device type.
+    pub device_type: GpuType,
+    /// Device-local memory in bytes.
+    pub memory_bytes: u64,
+}
+
+/// Whether the NVIDIA CUDA driver library could be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CudaDriver {
+    /// `libcuda` was loaded and initialised.
+    Present {
+        /// `cuDriverGetVersion` (e.g. 12040).
+        version: i32,
+    },
+    /// Not usable, with the reason (e.g. "driver library not found").
+    Missing(String),
+}
+
+/// Everything selection needs to know about a machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HardwareProfile {
+    /// `linux`, `macos`, `windows`, ...
+    pub os: String,
+    /// The CPU.
+    pub cpu: CpuInfo,
+    /// GPUs found.
+    pub gpus: Vec<GpuInfo>,
+    /// State of the CUDA driver.
+    pub cuda_driver: CudaDriver,
+}
+
+impl HardwareProfile {
+    /// Detects this machine (CPU only in this version: GPUs are reported by the loaded backends).
+    pub fn detect() -> Self {
+        HardwareProfile {
+            os: std::env::consts::OS.to_string(),
+            cpu: detect_cpu(),
+            gpus: Vec::new(),
+            cuda_driver: CudaDriver::Missing("not probed".into()),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! # gguf-loader
+//!
+//! Runs GGUF language models through llama.cpp shared libraries that are loaded **at run time**
+//! (never linked at build time): one binary detects the machine, picks the best llama.cpp build
+//! ("variant"), verifies that it is the build this crate was written against, and calls it.
+//!
+//! ## Layers
+//! 1. [`sys`]: `repr(C)` types and function tables of the pinned llama.h (one module per ABI
+//!    generation).
+//! 2. [`loader`]: variants, discovery, dlopen order, ABI verification, backend plugins.
+//! 3. [`hardware`]: CPU features and GPUs, as plain data.
+//!
+//! ## Quick start
+//! ```no_run
+//! use gguf_loader::loader::{LlamaLibrary, SearchPaths, PluginSelection};
+//!
+//! let dir = SearchPaths::new().find_kind("cpu")?;
+//! let library = LlamaLibrary::load(&dir, PluginSelection::AllInDirectory)?;
+//! println!("llama.cpp {} / ggml {}", library.llama_version(), library.ggml_version());
+//! for device in library.devices() {
+//!     println!("{}: {}", device.name, device.description);
+//! }
+//! # Ok::<(), gguf_loader::LoadError>(())
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod error;
+pub mod hardware;
+pub mod loader;
+pub mod sys;
+
+pub use error::{Category, LoadError};

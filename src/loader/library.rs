@@ -1,0 +1,469 @@
+//! [`LlamaLibrary`]: one verified, initialised llama.cpp build, shared by every safe wrapper.
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use crate::error::LoadError;
+use crate::loader::discovery::{plugin_path, VariantDirectory};
+use crate::loader::raw::RawLibrary;
+use crate::loader::{abi, log as llama_log};
+use crate::sys::upstream::{
+    self, ggml_backend_dev_t, GgmlBaseFunctions, GgmlFunctions, LlamaFunctions,
+    GGML_BACKEND_DEVICE_TYPE_ACCEL, GGML_BACKEND_DEVICE_TYPE_CPU, GGML_BACKEND_DEVICE_TYPE_GPU,
+    GGML_BACKEND_DEVICE_TYPE_IGPU,
+};
+
+/// Which backend plugins of a variant directory to load before `llama_backend_init`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginSelection {
+    /// `ggml_backend_load_all_from_path(dir)`: every plugin, and the best-scoring CPU module.
+    AllInDirectory,
+    /// Exactly one CPU module, `libggml-cpu-<isa>.so` (no GPU plugin).
+    CpuModule(String),
+    /// These plugin files, in order, with `ggml_backend_load`.
+    Files(Vec<PathBuf>),
+}
+
+/// What kind of device ggml reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeviceType {
+    /// The CPU.
+    Cpu,
+    /// A discrete GPU (lavapipe reports itself as one).
+    Gpu,
+    /// An integrated GPU.
+    IntegratedGpu,
+    /// An accelerator used with the CPU backend.
+    Accelerator,
+    /// Anything else.
+    Other,
+}
+
+/// One device a loaded backend offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// Index in ggml's device list.
+    pub index: usize,
+    /// Device name (`CPU`, `Vulkan0`, ...).
+    pub name: String,
+    /// Human-readable description.
+    pub description: String,
+    /// Backend (registry) name (`CPU`, `Vulkan`, ...).
+    pub backend: String,
+    /// Device type.
+    pub device_type: DeviceType,
+    /// Free memory in bytes.
+    pub memory_free: usize,
+    /// Total memory in bytes.
+    pub memory_total: usize,
+}
+
+struct Inner {
+    directory: VariantDirectory,
+    canonical: PathBuf,
+    selection: PluginSelection,
+    llama: LlamaFunctions,
+    ggml: GgmlFunctions,
+    ggml_base: GgmlBaseFunctions,
+    llama_version: String,
+    ggml_version: String,
+    ggml_commit: String,
+    plugins: Vec<PathBuf>,
+}
+
+/// A verified and initialised llama.cpp build.
+///
+/// Cheap to clone (an `Arc`); every safe wrapper holds one, so the libraries outlive every
+/// model, context and sampler.
+///
+/// # Thread-safety
+/// `Send + Sync`: it holds only function pointers and immutable data. Loading is serialised by a
+/// process-wide lock, so several threads may load at once: the first initialises, the others get
+/// the same library.
+///
+/// # Platform-specific behaviour
+/// Libraries that share sonames cannot be mixed in one process, so one build (one directory) is
+/// loaded per process; asking for another afterwards is `LoadError::ConflictingBuild`. Once
+/// initialised, the libraries stay mapped until the process exits (llama.cpp keeps threads and
+/// registries in them).
+#[derive(Clone)]
+pub struct LlamaLibrary {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for LlamaLibrary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlamaLibrary")
+            .field("directory", &self.inner.directory.path)
+            .field("kind", &self.inner.directory.kind)
+            .field("selection", &self.inner.selection)
+            .field("llama_version", &self.inner.llama_version)
+            .field("ggml_version", &self.inner.ggml_version)
+            .finish()
+    }
+}
+
+/// What this process has loaded (one build per process).
+enum ProcessState {
+    Empty,
+    Loaded(LlamaLibrary),
+    /// A load failed after C code ran: its libraries stay mapped and block other builds.
+    Mapped(PathBuf),
+}
+
+static PROCESS: Mutex<ProcessState> = Mutex::new(ProcessState::Empty);
+
+impl LlamaLibrary {
+    /// Loads, verifies and initialises the build in `directory`.
+    ///
+    /// Order: `libggml-base` (then `ggml_version()` is checked), `libggml`, `libllama` (then
+    /// `llama_version()` and the symbol fingerprint), every table resolved, logging routed into
+    /// the `log` crate, backend plugins loaded as `selection` says, `llama_backend_init`, and at
+    /// least one device required.
+    ///
+    /// # Errors
+    /// Any [`LoadError`]; nothing is initialised when the build is foreign or incomplete.
+    pub fn load(
+        directory: &VariantDirectory,
+        selection: PluginSelection,
+    ) -> Result<Self, LoadError> {
+        let canonical = directory
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| directory.path.clone());
+        let mut state = PROCESS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match &*state {
+            ProcessState::Loaded(library) => {
+                return if library.inner.canonical == canonical
+                    && library.inner.selection == selection
+                {
+                    Ok(library.clone())
+                } else {
+                    Err(LoadError::ConflictingBuild {
+                        loaded: library.inner.directory.path.clone(),
+                        requested: directory.path.clone(),
+                    })
+                };
+            }
+            ProcessState::Mapped(path) if *path != canonical => {
+                return Err(LoadError::ConflictingBuild {
+                    loaded: path.clone(),
+                    requested: directory.path.clone(),
+                });
+            }
+            _ => {}
+        }
+        if let Some(manifest) = &directory.manifest {
+            for (check, found, expected) in [
+                (
+                    "manifest llama_version",
+                    &manifest.llama_version,
+                    upstream::LLAMA_VERSION,
+                ),
+                (
+                    "manifest ggml_version",
+                    &manifest.ggml_version,
+                    upstream::GGML_VERSION,
+                ),
+            ] {
+                if found != expected {
+                    return Err(LoadError::AbiMismatch {
+                        path: directory.path.join(crate::loader::manifest::MANIFEST_FILE),
+                        check: check.into(),
+                        found: found.clone(),
+                        expected: expected.into(),
+                    });
+                }
+            }
+        }
+        match Self::load_unlocked(directory, canonical.clone(), selection) {
+            Ok(library) => {
+                *state = ProcessState::Loaded(library.clone());
+                Ok(library)
+            }
+            Err((error, initialised)) => {
+                if initialised {
+                    *state = ProcessState::Mapped(canonical);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Loads the build in `dir` with every plugin it has (a convenience over [`Self::load`]).
+    ///
+    /// # Errors
+    /// As [`Self::load`], plus those of [`VariantDirectory::open`].
+    pub fn open_dir(dir: impl AsRef<Path>) -> Result<Self, LoadError> {
+        let directory = VariantDirectory::open(dir.as_ref())?;
+        Self::load(&directory, PluginSelection::AllInDirectory)
+    }
+
+    /// The library loaded in this process, if any.
+    pub fn current() -> Option<Self> {
+        match &*PROCESS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        {
+            ProcessState::Loaded(library) => Some(library.clone()),
+            _ => None,
+        }
+    }
+
+    /// The second element of the error says whether C code ran (the libraries must then stay).
+    fn load_unlocked(
+        directory: &VariantDirectory,
+        canonical: PathBuf,
+        selection: PluginSelection,
+    ) -> Result<Self, (LoadError, bool)> {
+        let early = |e: LoadError| (e, false);
+        // SAFETY: these are the core libraries of a llama.cpp variant directory; opening them
+        // runs only their C++ static constructors. Nothing is called until the versions match.
+        let ggml_base =
+            unsafe { RawLibrary::open(&directory.libraries.ggml_base) }.map_err(early)?;
+        let (ggml_version, ggml_commit) = abi::verify_ggml(&ggml_base).map_err(early)?;
+        // SAFETY: as above.
+        let ggml = unsafe { RawLibrary::open(&directory.libraries.ggml) }.map_err(early)?;
+        // SAFETY: as above.
+        let llama = unsafe { RawLibrary::open(&directory.libraries.llama) }.map_err(early)?;
+        let llama_version = abi::verify_llama(&llama).map_err(early)?;
+        let ggml_base_table = GgmlBaseFunctions::load(&ggml_base).map_err(early)?;
+        let ggml_table = GgmlFunctions::load(&ggml).map_err(early)?;
+        let llama_table = LlamaFunctions::load(&llama).map_err(early)?;
+
+        // From here on C state refers to these libraries: they stay mapped.
+        ggml_base.leak();
+        ggml.leak();
+        llama.leak();
+        let late = |e: LoadError| (e, true);
+
+        // SAFETY: the ABI is verified; the callback is a plain function of this crate that never
+        // unwinds, and it needs no user data.
+        unsafe {
+            (ggml_base_table.ggml_log_set)(Some(llama_log::log_callback), std::ptr::null_mut());
+            (llama_table.llama_log_set)(Some(llama_log::log_callback), std::ptr::null_mut());
+        }
+
+        let plugins = load_plugins(&directory.path, &selection, &ggml_table).map_err(late)?;
+        // SAFETY: ABI verified; llama_backend_init takes no arguments and is called once per
+        // process (the process lock is held and the state records the load).
+        unsafe { (llama_table.llama_backend_init)() };
+
+        let library = LlamaLibrary {
+            inner: Arc::new(Inner {
+                directory: directory.clone(),
+                canonical,
+                selection,
+                llama: llama_table,
+                ggml: ggml_table,
+                ggml_base: ggml_base_table,
+                llama_version,
+                ggml_version,
+                ggml_commit,
+                plugins,
+            }),
+        };
+        if library.devices().is_empty() {
+            return Err(late(LoadError::NoDevice {
+                variant: directory.kind.clone(),
+                backend: "any".into(),
+            }));
+        }
+        log::debug!(
+            "loaded llama.cpp {} / ggml {} from {} ({} devices)",
+            library.inner.llama_version,
+            library.inner.ggml_version,
+            directory.path.display(),
+            library.devices().len()
+        );
+        Ok(library)
+    }
+
+    /// The raw llama.h table. Calling it is `unsafe`: the safe API is the way in.
+    pub fn llama(&self) -> &LlamaFunctions {
+        &self.inner.llama
+    }
+
+    /// The raw libggml table.
+    pub fn ggml(&self) -> &GgmlFunctions {
+        &self.inner.ggml
+    }
+
+    /// The raw libggml-base table.
+    pub fn ggml_base(&self) -> &GgmlBaseFunctions {
+        &self.inner.ggml_base
+    }
+
+    /// What `llama_version()` returned.
+    pub fn llama_version(&self) -> &str {
+        &self.inner.llama_version
+    }
+
+    /// What `ggml_version()` returned.
+    pub fn ggml_version(&self) -> &str {
+        &self.inner.ggml_version
+    }
+
+    /// What `ggml_commit()` returned.
+    pub fn ggml_commit(&self) -> &str {
+        &self.inner.ggml_commit
+    }
+
+    /// The variant directory loaded.
+    pub fn directory(&self) -> &VariantDirectory {
+        &self.inner.directory
+    }
+
+    /// The plugin selection used.
+    pub fn selection(&self) -> &PluginSelection {
+        &self.inner.selection
+    }
+
+    /// Plugin files loaded explicitly (empty for [`PluginSelection::AllInDirectory`]).
+    pub fn plugins(&self) -> &[PathBuf] {
+        &self.inner.plugins
+    }
+
+    /// Names of the registered backends (`CPU`, `Vulkan`, ...).
+    pub fn backend_names(&self) -> Vec<String> {
+        let ggml = &self.inner.ggml;
+        // SAFETY: the registry functions take no pointers; indices are below the count.
+        let count = unsafe { (ggml.ggml_backend_reg_count)() };
+        (0..count)
+            .map(|i| {
+                // SAFETY: i < count, so the registry exists; its name is a static C string.
+                unsafe {
+                    c_string((self.inner.ggml_base.ggml_backend_reg_name)((ggml
+                        .ggml_backend_reg_get)(
+                        i
+                    )))
+                }
+            })
+            .collect()
+    }
+
+    /// Every device the loaded backends offer.
+    pub fn devices(&self) -> Vec<Device> {
+        let ggml = &self.inner.ggml;
+        // SAFETY: no arguments.
+        let count = unsafe { (ggml.ggml_backend_dev_count)() };
+        (0..count)
+            .filter_map(|index| {
+                // SAFETY: index < count.
+                let device = unsafe { (ggml.ggml_backend_dev_get)(index) };
+                (!device.is_null()).then(|| self.describe(index, device))
+            })
+            .collect()
+    }
+
+    fn describe(&self, index: usize, device: ggml_backend_dev_t) -> Device {
+        let base = &self.inner.ggml_base;
+        let (mut free, mut total) = (0usize, 0usize);
+        // SAFETY: `device` is a live device handle from ggml_backend_dev_get; the out-pointers
+        // point to local variables; returned strings are owned by the device and copied at once.
+        unsafe {
+            (base.ggml_backend_dev_memory)(device, &mut free, &mut total);
+            let device_type = match (base.ggml_backend_dev_type)(device) {
+                GGML_BACKEND_DEVICE_TYPE_CPU => DeviceType::Cpu,
+                GGML_BACKEND_DEVICE_TYPE_GPU => DeviceType::Gpu,
+                GGML_BACKEND_DEVICE_TYPE_IGPU => DeviceType::IntegratedGpu,
+                GGML_BACKEND_DEVICE_TYPE_ACCEL => DeviceType::Accelerator,
+                _ => DeviceType::Other,
+            };
+            Device {
+                index,
+                name: c_string((base.ggml_backend_dev_name)(device)),
+                description: c_string((base.ggml_backend_dev_description)(device)),
+                backend: c_string((base.ggml_backend_reg_name)((base
+                    .ggml_backend_dev_backend_reg)(
+                    device
+                ))),
+                device_type,
+                memory_free: free,
+                memory_total: total,
+            }
+        }
+    }
+}
+
+/// Copies a C string, mapping NULL to an empty string.
+///
+/// # Safety
+/// `text` is NULL or a valid NUL-terminated string.
+unsafe fn c_string(text: *const c_char) -> String {
+    if text.is_null() {
+        return String::new();
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe { CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn load_plugins(
+    dir: &Path,
+    selection: &PluginSelection,
+    ggml: &GgmlFunctions,
+) -> Result<Vec<PathBuf>, LoadError> {
+    let files = match selection {
+        PluginSelection::AllInDirectory => {
+            let dir_c = path_to_c(dir)?;
+            // SAFETY: a valid NUL-terminated path; ggml copies what it needs.
+            unsafe { (ggml.ggml_backend_load_all_from_path)(dir_c.as_ptr()) };
+            return Ok(Vec::new());
+        }
+        PluginSelection::CpuModule(isa) => vec![plugin_path(dir, &format!("ggml-cpu-{isa}"))],
+        PluginSelection::Files(files) => files.clone(),
+    };
+    for file in &files {
+        if !file.is_file() {
+            return Err(LoadError::NotFound {
+                what: format!("backend plugin {}", file.display()),
+                searched: vec![dir.into()],
+            });
+        }
+        let file_c = path_to_c(file)?;
+        // SAFETY: a valid NUL-terminated path of a plugin of this same build.
+        let reg = unsafe { (ggml.ggml_backend_load)(file_c.as_ptr()) };
+        if reg.is_null() {
+            return Err(LoadError::BackendInit {
+                path: file.clone(),
+                reason: "ggml_backend_load returned no backend (unsupported CPU or missing driver; see the llama.cpp log)".into(),
+            });
+        }
+    }
+    Ok(files)
+}
+
+fn path_to_c(path: &Path) -> Result<CString, LoadError> {
+    let text = path
+        .to_str()
+        .ok_or_else(|| LoadError::InvalidConfiguration {
+            name: "path".into(),
+            value: path.display().to_string(),
+            reason: "llama.cpp needs UTF-8 paths".into(),
+        })?;
+    CString::new(text).map_err(|_| LoadError::InvalidConfiguration {
+        name: "path".into(),
+        value: path.display().to_string(),
+        reason: "contains a NUL byte".into(),
+    })
+}
+
+/// ggml's score for one CPU module file (0: this CPU cannot run it), read by dlopening the module
+/// and calling its `ggml_backend_score`.
+///
+/// # Errors
+/// `Open` / `MissingSymbol` when the file is not a ggml CPU module.
+pub fn cpu_module_score(path: &Path) -> Result<i32, LoadError> {
+    // SAFETY: a ggml CPU module's constructors only set up static tables; the score function
+    // reads CPUID and takes no arguments. The module is closed again afterwards.
+    let module = unsafe { RawLibrary::open(path) }?;
+    let table = upstream::CpuModuleFunctions::load(&module)?;
+    // SAFETY: see above.
+    Ok(unsafe { (table.ggml_backend_score)() })
+}

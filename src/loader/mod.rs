@@ -1,0 +1,23 @@
+//! Layer 2: finding, opening, verifying and initialising llama.cpp builds.
+//!
+//! - [`variant`]: the [`LibraryVariant`] trait and the catalogue (CPU per ISA, CUDA, Vulkan,
+//!   Metal, BitNet).
+//! - [`discovery`]: where variant directories are looked for, and what one contains.
+//! - [`LlamaLibrary`]: dlopen in the order ggml-base -> ggml -> llama (`RTLD_NOW | RTLD_LOCAL`),
+//!   ABI verification before any call that passes a struct, log routing, backend plugins, then
+//!   `llama_backend_init`.
+
+mod abi;
+pub mod discovery;
+mod library;
+pub mod log;
+pub mod manifest;
+mod raw;
+pub mod variant;
+
+pub use abi::{verify_fingerprint, ABSENT_MARKERS, PRESENT_MARKERS};
+pub use discovery::{SearchPaths, VariantDirectory};
+pub use library::{cpu_module_score, Device, DeviceType, LlamaLibrary, PluginSelection};
+pub use manifest::Manifest;
+pub use raw::RawLibrary;
+pub use variant::{catalogue, Backend, Family, LibraryVariant, VariantKind};

@@ -1,0 +1,426 @@
+//! The [`LibraryVariant`] trait and the catalogue of known variants.
+//!
+//! A variant is one way of running llama.cpp: a CPU build for one instruction set, a GPU backend,
+//! or Microsoft's BitNet fork. Several variants can live in one directory (all CPU ISA modules
+//! sit in the `cpu` directory); [`LibraryVariant::directory_kind`] says which directory serves it.
+
+use std::fmt;
+
+use crate::hardware::{CpuFeature, CudaDriver, GpuApi, GpuType, HardwareProfile};
+
+/// CPU or GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum VariantKind {
+    /// Runs on the CPU only.
+    Cpu,
+    /// Offloads to a GPU (and uses the CPU for the rest).
+    Gpu,
+}
+
+/// A ggml backend a variant brings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Backend {
+    /// The CPU backend.
+    Cpu,
+    /// NVIDIA CUDA.
+    Cuda,
+    /// Vulkan.
+    Vulkan,
+    /// Apple Metal.
+    Metal,
+}
+
+impl Backend {
+    /// The name used in directory names, manifests and `GGUF_BACKEND`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Cuda => "cuda",
+            Backend::Vulkan => "vulkan",
+            Backend::Metal => "metal",
+        }
+    }
+
+    /// The backend plugin file stem (`libggml-<stem>.so`).
+    pub fn plugin_stem(self) -> &'static str {
+        match self {
+            Backend::Cpu => "ggml-cpu",
+            Backend::Cuda => "ggml-cuda",
+            Backend::Vulkan => "ggml-vulkan",
+            Backend::Metal => "ggml-metal",
+        }
+    }
+
+    /// Parses a backend name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Backend::Cpu, Backend::Cuda, Backend::Vulkan, Backend::Metal]
+            .into_iter()
+            .find(|b| b.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which llama.cpp code base a variant is built from (they have different ABIs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Upstream llama.cpp at the pinned version.
+    Upstream,
+    /// Microsoft's BitNet fork (2024 llama.cpp ABI).
+    BitNet,
+}
+
+/// One way of running llama.cpp.
+pub trait LibraryVariant: fmt::Debug + Send + Sync {
+    /// Unique name (`cpu-haswell`, `vulkan`, `bitnet-cpu`, ...), as accepted by `GGUF_BACKEND`.
+    fn name(&self) -> &str;
+    /// CPU or GPU.
+    fn kind(&self) -> VariantKind;
+    /// The code base and ABI generation.
+    fn family(&self) -> Family;
+    /// The variant directory that serves it (`cpu`, `vulkan`, `cuda`, `metal`, `bitnet-cpu`).
+    fn directory_kind(&self) -> &str;
+    /// Backends it brings.
+    fn backends(&self) -> &[Backend];
+    /// The CPU module it loads (`haswell` for `libggml-cpu-haswell.so`), if it is a CPU ISA
+    /// variant; `None` loads every plugin of the directory.
+    fn cpu_module(&self) -> Option<&str> {
+        None
+    }
+    /// Higher is preferred when several variants can run.
+    fn priority(&self) -> u32;
+    /// `Ok` if the hardware can run it, else the reason it cannot.
+    fn check_hardware(&self, hardware: &HardwareProfile) -> Result<(), String>;
+    /// `Ok` if this crate can load it, else why not.
+    fn loadable(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A CPU build for one x86-64 instruction-set level (one `libggml-cpu-<isa>.so`).
+#[derive(Debug, Clone)]
+pub struct CpuIsaVariant {
+    name: String,
+    module: &'static str,
+    required: &'static [CpuFeature],
+}
+
+impl CpuIsaVariant {
+    /// The instruction sets the module was compiled for.
+    pub fn required_features(&self) -> &'static [CpuFeature] {
+        self.required
+    }
+
+    /// ggml's own score for this module on a CPU that has every required feature
+    /// (mirrors `ggml_backend_cpu_x86_score`); 0 when a feature is missing.
+    pub fn ggml_score(&self, hardware: &HardwareProfile) -> u32 {
+        if hardware.cpu.arch != "x86_64" || !hardware.cpu.has_all(self.required) {
+            return 0;
+        }
+        use CpuFeature::*;
+        let has = |f: CpuFeature| self.required.contains(&f);
+        let mut score = 1;
+        for (feature, bit) in [
+            (Fma, 0),
+            (F16c, 1),
+            (Sse42, 2),
+            (Bmi2, 3),
+            (Avx, 4),
+            (Avx2, 5),
+            (AvxVnni, 6),
+            (Avx512F, 7),
+            (Avx512Vbmi, 8),
+            (Avx512Bf16, 9),
+            (Avx512Vnni, 10),
+            (AmxInt8, 11),
+        ] {
+            if has(feature) {
+                score += 1 << bit;
+            }
+        }
+        score
+    }
+}
+
+impl LibraryVariant for CpuIsaVariant {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn kind(&self) -> VariantKind {
+        VariantKind::Cpu
+    }
+    fn family(&self) -> Family {
+        Family::Upstream
+    }
+    fn directory_kind(&self) -> &str {
+        "cpu"
+    }
+    fn backends(&self) -> &[Backend] {
+        &[Backend::Cpu]
+    }
+    fn cpu_module(&self) -> Option<&str> {
+        Some(self.module)
+    }
+    fn priority(&self) -> u32 {
+        // Among CPU modules, ggml's score orders them; all rank below GPUs.
+        100
+    }
+    fn check_hardware(&self, hardware: &HardwareProfile) -> Result<(), String> {
+        if hardware.cpu.arch != "x86_64" {
+            return Err(format!(
+                "{} is an x86-64 module; this CPU is {}",
+                self.module, hardware.cpu.arch
+            ));
+        }
+        let missing: Vec<String> = self
+            .required
+            .iter()
+            .filter(|f| !hardware.cpu.features.contains(f))
+            .map(|f| format!("{f:?}"))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("CPU lacks {}", missing.join(", ")))
+        }
+    }
+}
+
+/// A GPU backend of upstream llama.cpp.
+#[derive(Debug, Clone)]
+pub struct GpuVariant {
+    backend: Backend,
+}
+
+impl LibraryVariant for GpuVariant {
+    fn name(&self) -> &str {
+        self.backend.name()
+    }
+    fn kind(&self) -> VariantKind {
+        VariantKind::Gpu
+    }
+    fn family(&self) -> Family {
+        Family::Upstream
+    }
+    fn directory_kind(&self) -> &str {
+        self.backend.name()
+    }
+    fn backends(&self) -> &[Backend] {
+        match self.backend {
+            Backend::Cuda => &[Backend::Cpu, Backend::Cuda],
+            Backend::Vulkan => &[Backend::Cpu, Backend::Vulkan],
+            Backend::Metal => &[Backend::Cpu, Backend::Metal],
+            Backend::Cpu => &[Backend::Cpu],
+        }
+    }
+    fn priority(&self) -> u32 {
+        match self.backend {
+            Backend::Cuda => 400,
+            Backend::Vulkan => 300,
+            Backend::Metal => 350,
+            Backend::Cpu => 100,
+        }
+    }
+    fn check_hardware(&self, hardware: &HardwareProfile) -> Result<(), String> {
+        match self.backend {
+            Backend::Cuda => {
+                if !hardware.gpus.iter().any(|g| g.vendor_id == 0x10de) {
+                    return Err("no NVIDIA GPU".into());
+                }
+                match &hardware.cuda_driver {
+                    CudaDriver::Present { .. } => Ok(()),
+                    CudaDriver::Missing(reason) => Err(format!("CUDA {reason}")),
+                }
+            }
+            Backend::Vulkan => {
+                if hardware
+                    .gpus
+                    .iter()
+                    .any(|g| g.api == GpuApi::Vulkan && g.device_type != GpuType::Cpu)
+                {
+                    Ok(())
+                } else {
+                    Err(
+                        "no Vulkan GPU (software rasterisers such as lavapipe are not preferred)"
+                            .into(),
+                    )
+                }
+            }
+            Backend::Metal => {
+                if hardware.os == "macos" {
+                    Ok(())
+                } else {
+                    Err("Metal exists only on macOS".into())
+                }
+            }
+            Backend::Cpu => Ok(()),
+        }
+    }
+}
+
+/// Microsoft's BitNet fork (CPU or GPU): declared so selection can name it, not yet loadable.
+#[derive(Debug, Clone)]
+pub struct BitNetVariant {
+    gpu: bool,
+}
+
+impl LibraryVariant for BitNetVariant {
+    fn name(&self) -> &str {
+        if self.gpu {
+            "bitnet-gpu"
+        } else {
+            "bitnet-cpu"
+        }
+    }
+    fn kind(&self) -> VariantKind {
+        if self.gpu {
+            VariantKind::Gpu
+        } else {
+            VariantKind::Cpu
+        }
+    }
+    fn family(&self) -> Family {
+        Family::BitNet
+    }
+    fn directory_kind(&self) -> &str {
+        self.name()
+    }
+    fn backends(&self) -> &[Backend] {
+        if self.gpu {
+            &[Backend::Cpu, Backend::Cuda]
+        } else {
+            &[Backend::Cpu]
+        }
+    }
+    fn priority(&self) -> u32 {
+        if self.gpu {
+            50
+        } else {
+            40
+        }
+    }
+    fn check_hardware(&self, hardware: &HardwareProfile) -> Result<(), String> {
+        if self.gpu && !hardware.gpus.iter().any(|g| g.vendor_id == 0x10de) {
+            return Err("no NVIDIA GPU".into());
+        }
+        Ok(())
+    }
+    fn loadable(&self) -> Result<(), String> {
+        Err("the BitNet fork's ABI (2024 llama.h) has no sys module yet".into())
+    }
+}
+
+/// The x86-64 CPU modules built by `GGML_CPU_ALL_VARIANTS`, with the features each needs
+/// (as in ggml's CMake and `ggml_backend_cpu_x86_score`).
+pub const CPU_MODULES: &[(&str, &[CpuFeature])] = {
+    use CpuFeature::*;
+    const AVX512: [CpuFeature; 5] = [Avx512F, Avx512Cd, Avx512Vl, Avx512Dq, Avx512Bw];
+    &[
+        ("x64", &[]),
+        ("sse42", &[Sse42]),
+        ("sandybridge", &[Sse42, Avx]),
+        ("ivybridge", &[Sse42, Avx, F16c]),
+        ("piledriver", &[Sse42, Avx, F16c, Fma]),
+        ("haswell", &[Sse42, Avx, F16c, Fma, Avx2, Bmi2]),
+        (
+            "skylakex",
+            &[
+                Sse42, Avx, F16c, Fma, Avx2, Bmi2, AVX512[0], AVX512[1], AVX512[2], AVX512[3],
+                AVX512[4],
+            ],
+        ),
+        (
+            "cannonlake",
+            &[
+                Sse42, Avx, F16c, Fma, Avx2, Bmi2, AVX512[0], AVX512[1], AVX512[2], AVX512[3],
+                AVX512[4], Avx512Vbmi,
+            ],
+        ),
+        (
+            "cascadelake",
+            &[
+                Sse42, Avx, F16c, Fma, Avx2, Bmi2, AVX512[0], AVX512[1], AVX512[2], AVX512[3],
+                AVX512[4], Avx512Vnni,
+            ],
+        ),
+        (
+            "icelake",
+            &[
+                Sse42, Avx, F16c, Fma, Avx2, Bmi2, AVX512[0], AVX512[1], AVX512[2], AVX512[3],
+                AVX512[4], Avx512Vbmi, Avx512Vnni,
+            ],
+        ),
+        (
+            "cooperlake",
+            &[
+                Sse42, Avx, F16c, Fma, Avx2, Bmi2, AVX512[0], AVX512[1], AVX512[2], AVX512[3],
+                AVX512[4], Avx512Vnni, Avx512Bf16,
+            ],
+        ),
+        (
+            "zen4",
+            &[
+                Sse42, Avx, F16c, Fma, Avx2, Bmi2, AVX512[0], AVX512[1], AVX512[2], AVX512[3],
+                AVX512[4], Avx512Vbmi, Avx512Vnni, Avx512Bf16,
+            ],
+        ),
+        ("alderlake", &[Sse42, Avx, F16c, Fma, Avx2, Bmi2, AvxVnni]),
+        (
+            "sapphirerapids",
+            &[
+                Sse42, Avx, F16c, Fma, Avx2, Bmi2, AVX512[0], AVX512[1], AVX512[2], AVX512[3],
+                AVX512[4], Avx512Vbmi, Avx512Vnni, Avx512Bf16, AmxTile, AmxInt8,
+            ],
+        ),
+    ]
+};
+
+/// Every variant this crate knows, GPU first.
+pub fn catalogue() -> Vec<Box<dyn LibraryVariant>> {
+    let mut all: Vec<Box<dyn LibraryVariant>> = vec![
+        Box::new(GpuVariant {
+            backend: Backend::Cuda,
+        }),
+        Box::new(GpuVariant {
+            backend: Backend::Metal,
+        }),
+        Box::new(GpuVariant {
+            backend: Backend::Vulkan,
+        }),
+    ];
+    for (module, required) in CPU_MODULES.iter().rev() {
+        all.push(Box::new(CpuIsaVariant {
+            name: format!("cpu-{module}"),
+            module,
+            required,
+        }));
+    }
+    all.push(Box::new(BitNetVariant { gpu: true }));
+    all.push(Box::new(BitNetVariant { gpu: false }));
+    all
+}
+
+/// The CPU ISA variants only, as concrete types (for scores).
+pub fn cpu_isa_variants() -> Vec<CpuIsaVariant> {
+    CPU_MODULES
+        .iter()
+        .map(|(module, required)| CpuIsaVariant {
+            name: format!("cpu-{module}"),
+            module,
+            required,
+        })
+        .collect()
+}
+
+/// The best CPU module for `hardware` by ggml's score (`x64` always runs on x86-64).
+pub fn best_cpu_module(hardware: &HardwareProfile) -> Option<CpuIsaVariant> {
+    cpu_isa_variants()
+        .into_iter()
+        .filter(|v| v.check_hardware(hardware).is_ok())
+        .max_by_key(|v| v.ggml_score(hardware))
+}

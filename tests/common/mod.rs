@@ -1,0 +1,97 @@
+//! Shared test helpers: where the provisioned libraries, models and sources are.
+//!
+//! Tests that need real llama.cpp libraries or models FAIL when they are missing (never skip):
+//! run `variants/provision test`, which provisions everything and then runs the suite.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The variables `variants/provision env` prints (paths of variants, models, sources), with
+/// values already in the environment taking precedence.
+pub fn provision_env() -> &'static HashMap<String, String> {
+    static ENV: OnceLock<HashMap<String, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let output = Command::new("bash")
+            .arg(repo_root().join("variants/provision"))
+            .arg("env")
+            .output()
+            .expect("running variants/provision env");
+        assert!(output.status.success(), "variants/provision env failed: {}", String::from_utf8_lossy(&output.stderr));
+        let mut map: HashMap<String, String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (key, value) in map.iter_mut() {
+            if let Ok(from_env) = std::env::var(key) {
+                *value = from_env;
+            }
+        }
+        map
+    })
+}
+
+/// A provisioned path; panics (fails the test) with the command to run when it is missing.
+pub fn required_path(key: &str) -> PathBuf {
+    let value = provision_env().get(key).unwrap_or_else(|| panic!("variants/provision env does not define {key}"));
+    let path = PathBuf::from(value);
+    assert!(
+        path.exists(),
+        "{key}: {} does not exist. Provision first: `variants/provision test` (builds the llama.cpp variants, fetches the models)",
+        path.display()
+    );
+    path
+}
+
+/// The cpu variant directory.
+pub fn cpu_dir() -> PathBuf {
+    required_path("GGUF_LOADER_CPU_DIR")
+}
+
+/// The vulkan variant directory.
+pub fn vulkan_dir() -> PathBuf {
+    required_path("GGUF_LOADER_VULKAN_DIR")
+}
+
+/// The pinned llama.cpp source tree (include/llama.h, ggml/include).
+pub fn source_dir() -> PathBuf {
+    required_path("GGUF_LOADER_SOURCE_DIR")
+}
+
+/// SmolLM2-135M-Instruct Q4_1.
+pub fn smollm2() -> PathBuf {
+    required_path("GGUF_LOADER_SMOLLM2")
+}
+
+/// Gemma 3 270M Q4_K_M.
+pub fn gemma3() -> PathBuf {
+    required_path("GGUF_LOADER_GEMMA3")
+}
+
+/// The tiny synthetic llama model.
+pub fn tiny_llama() -> PathBuf {
+    required_path("GGUF_LOADER_TINY_DIR").join("tiny-llama.gguf")
+}
+
+/// Compiles C source into a shared library or executable with the system C compiler.
+pub fn compile_c(source: &str, output: &Path, extra_args: &[&str]) {
+    let dir = output.parent().expect("output has a parent");
+    let src = dir.join(format!("{}.c", output.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&src, source).expect("writing C source");
+    let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .arg(&src)
+        .arg("-o")
+        .arg(output)
+        .args(extra_args)
+        .status()
+        .expect("running the C compiler (install gcc)");
+    assert!(status.success(), "C compilation of {} failed", src.display());
+}
