@@ -193,3 +193,153 @@ impl LoadError {
         }
     }
 }
+
+/// `llama_decode` / `llama_encode` failures, mapped from their return codes once, here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// 1: no KV-cache slot for the batch (context full).
+    #[error("no KV cache slot for the batch (the context is full; use a larger n_ctx or a smaller batch)")]
+    NoKvSlot,
+    /// 2: the abort callback stopped the computation.
+    #[error("aborted by the abort callback")]
+    Aborted,
+    /// -1: the batch was rejected as invalid.
+    #[error("llama.cpp rejected the batch as invalid")]
+    InvalidBatch,
+    /// Any other code (< -1: fatal error inside llama.cpp).
+    #[error("llama.cpp failed with code {0}")]
+    Failed(i32),
+}
+
+impl DecodeError {
+    /// Maps a non-zero return code of `llama_decode`/`llama_encode`.
+    pub fn from_code(code: i32) -> Self {
+        match code {
+            1 => DecodeError::NoKvSlot,
+            2 => DecodeError::Aborted,
+            -1 => DecodeError::InvalidBatch,
+            other => DecodeError::Failed(other),
+        }
+    }
+}
+
+/// Errors of the safe API (model, context, batch, sampler, generation).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The llama.cpp libraries could not be loaded.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The model file could not be loaded by llama.cpp.
+    #[error("cannot load model {path}: {reason}")]
+    ModelLoad {
+        /// The model file.
+        path: std::path::PathBuf,
+        /// Why (llama.cpp logs details through the `log` crate).
+        reason: String,
+    },
+    /// The model load was cancelled by the progress callback.
+    #[error("loading {path} was cancelled by the progress callback")]
+    ModelLoadCancelled {
+        /// The model file.
+        path: std::path::PathBuf,
+    },
+    /// A parameter is out of range or malformed.
+    #[error("invalid {parameter}: {reason}")]
+    InvalidArgument {
+        /// The parameter.
+        parameter: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A token id outside the vocabulary.
+    #[error("token id {token} is outside the vocabulary (0..{n_vocab})")]
+    TokenOutOfRange {
+        /// The token id.
+        token: i32,
+        /// Vocabulary size.
+        n_vocab: i32,
+    },
+    /// The input does not fit into the context.
+    #[error("{needed} tokens do not fit into the context of {n_ctx} tokens")]
+    ContextOverflow {
+        /// Tokens needed.
+        needed: usize,
+        /// Context size.
+        n_ctx: u32,
+    },
+    /// `llama_decode`/`llama_encode` failed.
+    #[error("decode failed: {0}")]
+    Decode(#[from] DecodeError),
+    /// A constructor returned NULL.
+    #[error("{function} failed (returned NULL){}", detail_suffix(.detail))]
+    Null {
+        /// The C function.
+        function: &'static str,
+        /// What is known about why.
+        detail: String,
+    },
+    /// An optional (deprecated) function is not exported by the loaded build.
+    #[error("`{symbol}` is not available in the loaded llama.cpp build")]
+    Unsupported {
+        /// The C symbol.
+        symbol: &'static str,
+    },
+    /// Text that must be UTF-8 is not.
+    #[error("{what} is not valid UTF-8 (valid up to byte {valid_up_to})")]
+    InvalidUtf8 {
+        /// What was being converted.
+        what: &'static str,
+        /// Length of the valid prefix.
+        valid_up_to: usize,
+    },
+    /// A user callback panicked; the panic was caught before it could reach C.
+    #[error("the {callback} callback panicked")]
+    CallbackPanicked {
+        /// Which callback.
+        callback: &'static str,
+    },
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+impl Error {
+    /// Which kind of problem this is.
+    pub fn category(&self) -> Category {
+        match self {
+            Error::Load(e) => e.category(),
+            Error::ModelLoad { .. } | Error::ModelLoadCancelled { .. } => Category::Model,
+            Error::Unsupported { .. } => Category::Installation,
+            Error::Decode(DecodeError::Failed(_)) | Error::Null { .. } => Category::Hardware,
+            _ => Category::Configuration,
+        }
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            Error::Load(e) => e.hint(),
+            Error::ModelLoad { .. } => "check that the file is a complete GGUF model of an architecture this llama.cpp supports (see the llama.cpp log)",
+            Error::ModelLoadCancelled { .. } => "the application's progress callback returned false",
+            Error::InvalidArgument { .. } => "fix the argument named in the message",
+            Error::TokenOutOfRange { .. } => "use token ids from this model's tokenizer",
+            Error::ContextOverflow { .. } | Error::Decode(DecodeError::NoKvSlot) => "use a larger n_ctx, a shorter prompt or fewer generated tokens",
+            Error::Decode(DecodeError::Aborted) => "the abort callback or a cancellation stopped the computation",
+            Error::Decode(_) => "see the llama.cpp log (target `llama.cpp`) for the cause",
+            Error::Null { .. } => "see the llama.cpp log (target `llama.cpp`); often out of memory or an unsupported parameter",
+            Error::Unsupported { .. } => "use the non-deprecated replacement function",
+            Error::CallbackPanicked { .. } => "fix the panic in the callback",
+            Error::InvalidUtf8 { .. } => "pass valid UTF-8, or use the byte-level function",
+        }
+    }
+}
+
+/// Result of the safe API.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

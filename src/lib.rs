@@ -31,3 +31,17 @@ pub mod loader;
 pub mod sys;
 
 pub use error::{Category, LoadError};
+pub mod batch;
+pub mod context;
+pub mod generate;
+pub mod model;
+pub mod sampler;
+pub mod token;
+
+pub use batch::Batch;
+pub use context::{CacheType, CancelHandle, Context, ContextParams, FlashAttention, Perf, Pooling};
+pub use error::{DecodeError, Error, Result};
+pub use generate::{GenerateOptions, Generation, Piece, Prompt, StopReason, Summary};
+pub use model::{GpuLayers, MetadataValue, Model, ModelParams, SamplingDefaults, SplitMode};
+pub use sampler::{Sampler, SamplerBuilder};
+pub use token::Token;

@@ -13,6 +13,7 @@ mod library;
 pub mod log;
 pub mod manifest;
 mod raw;
+pub mod select;
 pub mod variant;
 
 pub use abi::{verify_fingerprint, ABSENT_MARKERS, PRESENT_MARKERS};
@@ -20,4 +21,5 @@ pub use discovery::{SearchPaths, VariantDirectory};
 pub use library::{cpu_module_score, Device, DeviceType, LlamaLibrary, PluginSelection};
 pub use manifest::Manifest;
 pub use raw::RawLibrary;
+pub use select::{load_best, rank, SelectOptions, Selection};
 pub use variant::{catalogue, Backend, Family, LibraryVariant, VariantKind};

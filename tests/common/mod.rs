@@ -24,7 +24,11 @@ pub fn provision_env() -> &'static HashMap<String, String> {
             .arg("env")
             .output()
             .expect("running variants/provision env");
-        assert!(output.status.success(), "variants/provision env failed: {}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "variants/provision env failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let mut map: HashMap<String, String> = String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| line.split_once('='))
@@ -41,7 +45,9 @@ pub fn provision_env() -> &'static HashMap<String, String> {
 
 /// A provisioned path; panics (fails the test) with the command to run when it is missing.
 pub fn required_path(key: &str) -> PathBuf {
-    let value = provision_env().get(key).unwrap_or_else(|| panic!("variants/provision env does not define {key}"));
+    let value = provision_env()
+        .get(key)
+        .unwrap_or_else(|| panic!("variants/provision env does not define {key}"));
     let path = PathBuf::from(value);
     assert!(
         path.exists(),
@@ -84,7 +90,10 @@ pub fn tiny_llama() -> PathBuf {
 /// Compiles C source into a shared library or executable with the system C compiler.
 pub fn compile_c(source: &str, output: &Path, extra_args: &[&str]) {
     let dir = output.parent().expect("output has a parent");
-    let src = dir.join(format!("{}.c", output.file_name().unwrap().to_string_lossy()));
+    let src = dir.join(format!(
+        "{}.c",
+        output.file_name().unwrap().to_string_lossy()
+    ));
     std::fs::write(&src, source).expect("writing C source");
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .arg(&src)
@@ -93,5 +102,9 @@ pub fn compile_c(source: &str, output: &Path, extra_args: &[&str]) {
         .args(extra_args)
         .status()
         .expect("running the C compiler (install gcc)");
-    assert!(status.success(), "C compilation of {} failed", src.display());
+    assert!(
+        status.success(),
+        "C compilation of {} failed",
+        src.display()
+    );
 }

@@ -1,0 +1,241 @@
+//! [`Batch`]: tokens to decode, owned and capacity-checked in Rust.
+
+use crate::error::{Error, Result};
+use crate::sys::upstream::{llama_batch, llama_pos, llama_seq_id, llama_token};
+use crate::token::Token;
+
+/// A batch of tokens for [`crate::Context::decode`].
+///
+/// All storage is owned by Rust and sized at construction; [`Batch::add`] checks the token
+/// capacity and the number of sequence ids per token before writing, so safe code can never
+/// write past what was allocated.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    capacity: usize,
+    n_seq_max: usize,
+    tokens: Vec<llama_token>,
+    positions: Vec<llama_pos>,
+    n_seq_id: Vec<i32>,
+    /// `capacity * n_seq_max` slots: row i holds token i's sequence ids.
+    seq_ids: Vec<llama_seq_id>,
+    logits: Vec<i8>,
+}
+
+impl Batch {
+    /// A batch of up to `capacity` tokens, each in up to `n_seq_max` sequences.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when either is zero or too large for llama.cpp's `int32_t`.
+    pub fn new(capacity: usize, n_seq_max: usize) -> Result<Self> {
+        if capacity == 0 || i32::try_from(capacity).is_err() {
+            return Err(Error::InvalidArgument {
+                parameter: "capacity",
+                reason: format!("{capacity} must be 1..=i32::MAX"),
+            });
+        }
+        if n_seq_max == 0 || i32::try_from(n_seq_max).is_err() {
+            return Err(Error::InvalidArgument {
+                parameter: "n_seq_max",
+                reason: format!("{n_seq_max} must be at least 1"),
+            });
+        }
+        let slots = capacity
+            .checked_mul(n_seq_max)
+            .ok_or(Error::InvalidArgument {
+                parameter: "n_seq_max",
+                reason: "capacity * n_seq_max overflows".into(),
+            })?;
+        Ok(Batch {
+            capacity,
+            n_seq_max,
+            tokens: Vec::with_capacity(capacity),
+            positions: Vec::with_capacity(capacity),
+            n_seq_id: Vec::with_capacity(capacity),
+            seq_ids: vec![0; slots],
+            logits: Vec::with_capacity(capacity),
+        })
+    }
+
+    /// Appends a token at `position`, belonging to `seq_ids`, with or without output logits.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the batch is full, `seq_ids` is empty or longer than `n_seq_max`,
+    /// or a position/sequence id is negative.
+    pub fn add(
+        &mut self,
+        token: Token,
+        position: i32,
+        seq_ids: &[i32],
+        logits: bool,
+    ) -> Result<()> {
+        if self.tokens.len() >= self.capacity {
+            return Err(Error::InvalidArgument {
+                parameter: "batch",
+                reason: format!("full ({} tokens)", self.capacity),
+            });
+        }
+        if seq_ids.is_empty() || seq_ids.len() > self.n_seq_max {
+            return Err(Error::InvalidArgument {
+                parameter: "seq_ids",
+                reason: format!(
+                    "{} ids given, this batch takes 1..={} per token",
+                    seq_ids.len(),
+                    self.n_seq_max
+                ),
+            });
+        }
+        if position < 0 {
+            return Err(Error::InvalidArgument {
+                parameter: "position",
+                reason: format!("{position} is negative"),
+            });
+        }
+        if let Some(bad) = seq_ids.iter().find(|s| **s < 0) {
+            return Err(Error::InvalidArgument {
+                parameter: "seq_ids",
+                reason: format!("{bad} is negative"),
+            });
+        }
+        let row = self.tokens.len() * self.n_seq_max;
+        self.seq_ids[row..row + seq_ids.len()].copy_from_slice(seq_ids);
+        self.tokens.push(token.0);
+        self.positions.push(position);
+        self.n_seq_id.push(seq_ids.len() as i32);
+        self.logits.push(i8::from(logits));
+        Ok(())
+    }
+
+    /// Appends `tokens` at consecutive positions from `start` in sequence `seq_id`; only the last
+    /// one outputs logits when `logits_last` is set.
+    pub fn add_sequence(
+        &mut self,
+        tokens: &[Token],
+        start: i32,
+        seq_id: i32,
+        logits_last: bool,
+    ) -> Result<()> {
+        if tokens.len() > self.capacity - self.tokens.len() {
+            return Err(Error::InvalidArgument {
+                parameter: "batch",
+                reason: format!(
+                    "{} tokens do not fit ({} free)",
+                    tokens.len(),
+                    self.capacity - self.tokens.len()
+                ),
+            });
+        }
+        for (i, token) in tokens.iter().enumerate() {
+            let position = start.checked_add(i as i32).ok_or(Error::InvalidArgument {
+                parameter: "position",
+                reason: "overflows".into(),
+            })?;
+            self.add(
+                *token,
+                position,
+                &[seq_id],
+                logits_last && i + 1 == tokens.len(),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Removes every token (the capacity stays).
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+        self.positions.clear();
+        self.n_seq_id.clear();
+        self.logits.clear();
+    }
+
+    /// Number of tokens.
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Whether the batch has no token.
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// Maximum number of tokens.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// The tokens.
+    pub fn tokens(&self) -> impl Iterator<Item = Token> + '_ {
+        self.tokens.iter().map(|t| Token(*t))
+    }
+
+    /// Sequence ids of token `i`.
+    pub fn seq_ids(&self, i: usize) -> &[i32] {
+        let row = i * self.n_seq_max;
+        &self.seq_ids[row..row + self.n_seq_id[i] as usize]
+    }
+
+    /// Indices of tokens that output logits.
+    pub fn output_indices(&self) -> impl Iterator<Item = usize> + '_ {
+        self.logits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| **l != 0)
+            .map(|(i, _)| i)
+    }
+
+    /// Calls `f` with a `llama_batch` view of this batch; the view's pointers are valid only
+    /// during the call.
+    pub(crate) fn with_raw<R>(&mut self, f: impl FnOnce(llama_batch) -> R) -> R {
+        let n_seq_max = self.n_seq_max;
+        let base = self.seq_ids.as_mut_ptr();
+        let mut rows: Vec<*mut llama_seq_id> = (0..self.tokens.len())
+            // SAFETY: i < len <= capacity, so i * n_seq_max is inside `seq_ids`
+            // (capacity * n_seq_max slots).
+            .map(|i| unsafe { base.add(i * n_seq_max) })
+            .collect();
+        let raw = llama_batch {
+            n_tokens: self.tokens.len() as i32,
+            token: self.tokens.as_mut_ptr(),
+            embd: std::ptr::null_mut(),
+            pos: self.positions.as_mut_ptr(),
+            n_seq_id: self.n_seq_id.as_mut_ptr(),
+            seq_id: rows.as_mut_ptr(),
+            logits: self.logits.as_mut_ptr(),
+        };
+        f(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_and_sequence_ids_are_checked() {
+        let mut batch = Batch::new(2, 2).unwrap();
+        batch.add(Token(1), 0, &[0, 1], false).unwrap();
+        assert!(
+            batch.add(Token(2), 1, &[0, 1, 2], false).is_err(),
+            "three ids in a 2-sequence batch"
+        );
+        assert!(batch.add(Token(2), 1, &[], false).is_err());
+        assert!(batch.add(Token(2), -1, &[0], false).is_err());
+        batch.add(Token(2), 1, &[1], true).unwrap();
+        assert!(batch.add(Token(3), 2, &[0], false).is_err(), "full");
+        assert_eq!(batch.seq_ids(0), &[0, 1]);
+        assert_eq!(batch.seq_ids(1), &[1]);
+        assert_eq!(batch.output_indices().collect::<Vec<_>>(), vec![1]);
+        batch.clear();
+        assert!(batch.is_empty());
+        assert!(Batch::new(0, 1).is_err());
+        assert!(Batch::new(1, 0).is_err());
+    }
+
+    #[test]
+    fn add_sequence_checks_room_first() {
+        let mut batch = Batch::new(3, 1).unwrap();
+        assert!(batch.add_sequence(&[Token(1); 4], 0, 0, true).is_err());
+        assert!(batch.is_empty(), "nothing written on error");
+        batch.add_sequence(&[Token(1); 3], 5, 0, true).unwrap();
+        assert_eq!(batch.output_indices().collect::<Vec<_>>(), vec![2]);
+    }
+}

@@ -1,0 +1,270 @@
+//! Choosing and loading the best variant for this machine, with fallback.
+//!
+//! [`rank`] is pure (hardware profile in, ordered candidates out) so it is unit-testable with
+//! injected hardware; [`load_best`] walks the ranking, loading each candidate until one works and
+//! recording why every other was rejected.
+//!
+//! Environment (names kept from the older app):
+//! - `GGUF_BACKEND`: force a variant by name (`cpu`, `cpu-haswell`, `vulkan`, `cuda`, ...);
+//! - `GGUF_GPU_ENABLED=0`: never choose a GPU variant;
+//! - `GGUF_DEBUG=1`: log every selection step at `info` instead of `debug`.
+
+use crate::error::LoadError;
+use crate::hardware::HardwareProfile;
+use crate::loader::discovery::SearchPaths;
+use crate::loader::library::{LlamaLibrary, PluginSelection};
+use crate::loader::variant::{best_cpu_module, catalogue, Family, LibraryVariant, VariantKind};
+
+/// Environment variable forcing a variant.
+pub const BACKEND_ENV: &str = "GGUF_BACKEND";
+/// Environment variable disabling GPUs when `0`/`false`/`no`/`off`.
+pub const GPU_ENABLED_ENV: &str = "GGUF_GPU_ENABLED";
+/// Environment variable making selection verbose.
+pub const DEBUG_ENV: &str = "GGUF_DEBUG";
+
+/// What selection may choose from.
+#[derive(Debug, Clone)]
+pub struct SelectOptions {
+    /// Where variant directories are searched.
+    pub search: SearchPaths,
+    /// A forced variant name (overrides ranking).
+    pub force: Option<String>,
+    /// Whether GPU variants may be chosen.
+    pub gpu_enabled: bool,
+    /// Variant names to try first, in order, before the ranking.
+    pub preference: Vec<String>,
+    /// The machine.
+    pub hardware: HardwareProfile,
+}
+
+impl SelectOptions {
+    /// Options from the environment (`GGUF_BACKEND`, `GGUF_GPU_ENABLED`) and detected hardware.
+    ///
+    /// # Errors
+    /// `InvalidConfiguration` when `GGUF_BACKEND` names no known variant or `GGUF_GPU_ENABLED`
+    /// is not a boolean.
+    pub fn from_env() -> Result<Self, LoadError> {
+        let force = std::env::var(BACKEND_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        if let Some(name) = &force {
+            check_name(BACKEND_ENV, name)?;
+        }
+        let gpu_enabled = match std::env::var(GPU_ENABLED_ENV) {
+            Err(_) => true,
+            Ok(v) => parse_bool(&v).ok_or_else(|| LoadError::InvalidConfiguration {
+                name: GPU_ENABLED_ENV.into(),
+                value: v.clone(),
+                reason: "expected 1/0, true/false, yes/no or on/off".into(),
+            })?,
+        };
+        Ok(SelectOptions {
+            search: SearchPaths::new(),
+            force,
+            gpu_enabled,
+            preference: Vec::new(),
+            hardware: HardwareProfile::detect(),
+        })
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Checks that `name` is a known variant (or `cpu`, meaning the best CPU module).
+pub fn check_name(setting: &str, name: &str) -> Result<(), LoadError> {
+    if name == "cpu" || catalogue().iter().any(|v| v.name() == name) {
+        return Ok(());
+    }
+    let known: Vec<String> = std::iter::once("cpu".to_string())
+        .chain(catalogue().iter().map(|v| v.name().to_string()))
+        .collect();
+    Err(LoadError::InvalidConfiguration {
+        name: setting.into(),
+        value: name.into(),
+        reason: format!("unknown variant; known: {}", known.join(", ")),
+    })
+}
+
+/// One ranked candidate.
+#[derive(Debug)]
+pub struct Candidate {
+    /// The variant.
+    pub variant: Box<dyn LibraryVariant>,
+    /// `Ok` if it may be tried, else why not.
+    pub verdict: Result<(), String>,
+}
+
+/// Orders every known variant for `options.hardware`: forced/preferred first, then CUDA >
+/// Metal > Vulkan (a real GPU) > the best CPU module by ggml's score > other runnable CPU modules
+/// by score > portable x64; each with the reason it cannot run, if any. Pure.
+pub fn rank(options: &SelectOptions) -> Vec<Candidate> {
+    let hardware = &options.hardware;
+    let best_cpu = best_cpu_module(hardware).map(|v| v.name().to_string());
+    let mut candidates: Vec<Candidate> = catalogue()
+        .into_iter()
+        .map(|variant| {
+            let verdict = variant
+                .loadable()
+                .and_then(|_| variant.check_hardware(hardware))
+                .and_then(|_| {
+                    if variant.kind() == VariantKind::Gpu && !options.gpu_enabled {
+                        Err(format!("GPUs disabled ({GPU_ENABLED_ENV}=0)"))
+                    } else {
+                        Ok(())
+                    }
+                });
+            Candidate { variant, verdict }
+        })
+        .collect();
+    let score = |c: &Candidate| -> (u32, u32) {
+        let cpu_score = crate::loader::variant::cpu_isa_variants()
+            .into_iter()
+            .find(|v| v.name() == c.variant.name())
+            .map(|v| v.ggml_score(hardware))
+            .unwrap_or(0);
+        (c.variant.priority(), cpu_score)
+    };
+    candidates.sort_by_key(|c| std::cmp::Reverse(score(c)));
+    // Names asked for come first: forced, then preference order.
+    let wanted: Vec<String> = options
+        .force
+        .iter()
+        .cloned()
+        .chain(options.preference.iter().cloned())
+        .collect();
+    let mut ordered = Vec::new();
+    for name in &wanted {
+        let name = if name == "cpu" {
+            best_cpu.clone().unwrap_or_else(|| "cpu-x64".into())
+        } else {
+            name.clone()
+        };
+        if let Some(index) = candidates.iter().position(|c| c.variant.name() == name) {
+            ordered.push(candidates.remove(index));
+        }
+    }
+    if options.force.is_some() {
+        // A forced variant is the only candidate.
+        ordered.truncate(1);
+        return ordered;
+    }
+    ordered.extend(candidates);
+    ordered
+}
+
+/// The loaded variant and what selection did.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// The loaded library.
+    pub library: LlamaLibrary,
+    /// The chosen variant's name.
+    pub variant: String,
+    /// Every candidate tried or skipped before it, with the reason.
+    pub rejected: Vec<(String, String)>,
+}
+
+/// Loads the best variant: walks [`rank`], skipping candidates that cannot run and falling back
+/// when one fails to load (libraries not found, dlopen, ABI, backend init, no device).
+///
+/// # Errors
+/// `NoUsableVariant` with every candidate's reason.
+pub fn load_best(options: &SelectOptions) -> Result<Selection, LoadError> {
+    let verbose = std::env::var_os(DEBUG_ENV).is_some_and(|v| v != "0");
+    let level = if verbose {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    };
+    let mut rejected = Vec::new();
+    let (directories, broken) = options.search.discover();
+    for (path, error) in &broken {
+        log::log!(
+            level,
+            "skipping variant directory {}: {error}",
+            path.display()
+        );
+    }
+    for candidate in rank(options) {
+        let name = candidate.variant.name().to_string();
+        if let Err(reason) = candidate.verdict {
+            log::log!(level, "variant {name}: skipped: {reason}");
+            rejected.push((name, reason));
+            continue;
+        }
+        if candidate.variant.family() != Family::Upstream {
+            rejected.push((name, "not loadable by this version".into()));
+            continue;
+        }
+        let kind = candidate.variant.directory_kind();
+        let Some(directory) = directories.iter().find(|d| d.kind == kind) else {
+            let reason = format!(
+                "no `{kind}` variant directory found (searched {})",
+                display_roots(&options.search)
+            );
+            log::log!(level, "variant {name}: {reason}");
+            rejected.push((name, reason));
+            continue;
+        };
+        let selection = match candidate.variant.cpu_module() {
+            Some(module) => {
+                if !directory.cpu_modules.iter().any(|m| m == module) {
+                    let reason =
+                        format!("{} has no libggml-cpu-{module}", directory.path.display());
+                    rejected.push((name, reason));
+                    continue;
+                }
+                PluginSelection::CpuModule(module.to_string())
+            }
+            None => PluginSelection::AllInDirectory,
+        };
+        match LlamaLibrary::load(directory, selection) {
+            Ok(library) => {
+                let wanted_backend = candidate.variant.backends().iter().next_back().copied();
+                if let Some(backend) =
+                    wanted_backend.filter(|_| candidate.variant.kind() == VariantKind::Gpu)
+                {
+                    let has_device = library
+                        .devices()
+                        .iter()
+                        .any(|d| d.backend.eq_ignore_ascii_case(backend.name()));
+                    if !has_device {
+                        let reason = format!("loaded, but its {backend} backend has no device");
+                        log::log!(level, "variant {name}: {reason}");
+                        rejected.push((name, reason));
+                        continue;
+                    }
+                }
+                log::log!(
+                    level,
+                    "variant {name}: loaded from {}",
+                    directory.path.display()
+                );
+                return Ok(Selection {
+                    library,
+                    variant: name,
+                    rejected,
+                });
+            }
+            Err(error) => {
+                log::log!(level, "variant {name}: {error}");
+                rejected.push((name, error.to_string()));
+            }
+        }
+    }
+    Err(LoadError::NoUsableVariant { rejected })
+}
+
+fn display_roots(search: &SearchPaths) -> String {
+    search
+        .roots()
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
