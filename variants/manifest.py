@@ -114,7 +114,7 @@ def main():
                 "--expect-llama", "--expect-ggml"):
         w.add_argument(opt, required=True)
     w.add_argument("--build-seconds", type=int, required=True)
-    w.add_argument("flags", nargs="*")
+    w.add_argument("--cmake-flag", dest="flags", action="append", default=[])
     v = sub.add_parser("verify")
     v.add_argument("root")
     v.add_argument("--expect-llama", required=True)

@@ -4,8 +4,10 @@
 //! This module depends on no other layer of the crate (the loader consumes its data).
 
 mod cpu;
+mod gpu;
 
 pub use cpu::{detect_cpu, CpuFeature, CpuInfo};
+pub use gpu::{cuda_devices, cuda_devices_from, cuda_library_name, vulkan_devices};
 
 /// Kinds of GPU API a device was seen through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,6 +50,8 @@ pub struct GpuInfo {
     pub device_type: GpuType,
     /// Device-local memory in bytes.
     pub memory_bytes: u64,
+    /// Driver version as the API reports it.
+    pub driver_version: u32,
 }
 
 /// Whether the NVIDIA CUDA driver library could be used.
@@ -76,13 +80,18 @@ pub struct HardwareProfile {
 }
 
 impl HardwareProfile {
-    /// Detects this machine (CPU only in this version: GPUs are reported by the loaded backends).
+    /// Detects this machine: CPU features, Vulkan devices, the CUDA driver and its devices.
     pub fn detect() -> Self {
+        let (cuda_driver, mut gpus) = cuda_devices();
+        match vulkan_devices() {
+            Ok(devices) => gpus.extend(devices),
+            Err(reason) => log::debug!("no Vulkan devices: {reason}"),
+        }
         HardwareProfile {
             os: std::env::consts::OS.to_string(),
             cpu: detect_cpu(),
-            gpus: Vec::new(),
-            cuda_driver: CudaDriver::Missing("not probed".into()),
+            gpus,
+            cuda_driver,
         }
     }
 }

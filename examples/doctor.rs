@@ -1,0 +1,198 @@
+//! Prints what gguf-loader sees on this machine: hardware, every known variant (available or
+//! not, and why), ggml's score for each CPU module found, and the variant it would pick.
+//!
+//! ```text
+//! doctor [--json]
+//! ```
+
+use std::process::ExitCode;
+
+use gguf_loader::hardware::{CudaDriver, HardwareProfile};
+use gguf_loader::loader::{cpu_module_score, discovery, load_best, rank, SelectOptions};
+use serde_json::json;
+
+fn main() -> ExitCode {
+    let as_json = std::env::args().skip(1).any(|a| a == "--json");
+    let options = match SelectOptions::from_env() {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let hardware: &HardwareProfile = &options.hardware;
+    let (directories, broken) = options.search.discover();
+
+    let variants: Vec<serde_json::Value> = rank(&options)
+        .into_iter()
+        .map(|candidate| {
+            let name = candidate.variant.name().to_string();
+            let directory = directories
+                .iter()
+                .find(|d| d.kind == candidate.variant.directory_kind());
+            let (available, reason) = match (&candidate.verdict, directory) {
+                (Err(reason), _) => (false, reason.clone()),
+                (Ok(()), None) => (
+                    false,
+                    format!(
+                        "no `{}` variant directory",
+                        candidate.variant.directory_kind()
+                    ),
+                ),
+                (Ok(()), Some(d)) => match candidate.variant.cpu_module() {
+                    Some(m) if !d.cpu_modules.iter().any(|x| x == m) => {
+                        (false, format!("no libggml-cpu-{m} in {}", d.path.display()))
+                    }
+                    _ => (true, format!("in {}", d.path.display())),
+                },
+            };
+            json!({ "name": name, "available": available, "reason": reason })
+        })
+        .collect();
+
+    let mut scores = Vec::new();
+    if let Some(cpu_dir) = directories.iter().find(|d| d.kind == "cpu") {
+        for module in &cpu_dir.cpu_modules {
+            let path = discovery::plugin_path(&cpu_dir.path, &format!("ggml-cpu-{module}"));
+            let score = cpu_module_score(&path).map_err(|e| e.to_string());
+            scores.push(json!({ "module": module, "score": score.as_ref().ok(), "error": score.as_ref().err() }));
+        }
+    }
+
+    let pick = load_best(&options);
+    let pick_json = match &pick {
+        Ok(selection) => json!({
+            "variant": selection.variant,
+            "directory": selection.library.directory().path,
+            "llama_version": selection.library.llama_version(),
+            "ggml_version": selection.library.ggml_version(),
+            "devices": selection.library.devices().iter().map(|d| json!({
+                "name": d.name, "description": d.description, "backend": d.backend,
+                "memory_total": d.memory_total, "memory_free": d.memory_free,
+            })).collect::<Vec<_>>(),
+            "rejected": selection.rejected.iter().map(|(n, r)| json!({"name": n, "reason": r})).collect::<Vec<_>>(),
+        }),
+        Err(error) => json!({ "error": error.to_string() }),
+    };
+
+    let report = json!({
+        "hardware": {
+            "os": hardware.os,
+            "cpu": {
+                "arch": hardware.cpu.arch, "vendor": hardware.cpu.vendor, "brand": hardware.cpu.brand,
+                "family": hardware.cpu.family, "model": hardware.cpu.model,
+                "logical_cores": hardware.cpu.logical_cores,
+                "features": hardware.cpu.features.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
+            },
+            "gpus": hardware.gpus.iter().map(|g| json!({
+                "api": format!("{:?}", g.api), "vendor_id": format!("{:#06x}", g.vendor_id), "name": g.name,
+                "type": format!("{:?}", g.device_type), "memory_bytes": g.memory_bytes,
+                "driver_version": g.driver_version,
+            })).collect::<Vec<_>>(),
+            "cuda_driver": match &hardware.cuda_driver {
+                CudaDriver::Present { version } => json!({"present": true, "version": version}),
+                CudaDriver::Missing(reason) => json!({"present": false, "reason": reason}),
+            },
+        },
+        "search_roots": options.search.roots(),
+        "broken_directories": broken.iter().map(|(p, e)| json!({"path": p, "error": e.to_string()})).collect::<Vec<_>>(),
+        "variants": variants,
+        "cpu_module_scores": scores,
+        "pick": pick_json,
+    });
+
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print_text(&report);
+    }
+    if pick.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_text(report: &serde_json::Value) {
+    let hw = &report["hardware"];
+    let cpu = &hw["cpu"];
+    println!("OS: {}", hw["os"].as_str().unwrap_or(""));
+    println!(
+        "CPU: {} ({}, family {} model {}), {} logical cores",
+        cpu["brand"].as_str().unwrap_or(""),
+        cpu["vendor"].as_str().unwrap_or(""),
+        cpu["family"],
+        cpu["model"],
+        cpu["logical_cores"]
+    );
+    let features: Vec<&str> = cpu["features"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f.as_str())
+        .collect();
+    println!("  features: {}", features.join(" "));
+    let gpus = hw["gpus"].as_array().cloned().unwrap_or_default();
+    if gpus.is_empty() {
+        println!("GPUs: none");
+    }
+    for g in &gpus {
+        println!(
+            "GPU: {} [{} {}, vendor {}], {} MiB",
+            g["name"].as_str().unwrap_or(""),
+            g["api"].as_str().unwrap_or(""),
+            g["type"].as_str().unwrap_or(""),
+            g["vendor_id"].as_str().unwrap_or(""),
+            g["memory_bytes"].as_u64().unwrap_or(0) >> 20
+        );
+    }
+    println!("CUDA driver: {}", hw["cuda_driver"]);
+    println!("\nVariants (in preference order):");
+    for v in report["variants"].as_array().into_iter().flatten() {
+        let mark = if v["available"].as_bool() == Some(true) {
+            "available  "
+        } else {
+            "unavailable"
+        };
+        println!(
+            "  {mark} {:<20} {}",
+            v["name"].as_str().unwrap_or(""),
+            v["reason"].as_str().unwrap_or("")
+        );
+    }
+    println!("\nggml CPU module scores (0 = cannot run here):");
+    for s in report["cpu_module_scores"].as_array().into_iter().flatten() {
+        match s["score"].as_i64() {
+            Some(score) => println!("  {:<16} {score}", s["module"].as_str().unwrap_or("")),
+            None => println!(
+                "  {:<16} error: {}",
+                s["module"].as_str().unwrap_or(""),
+                s["error"]
+            ),
+        }
+    }
+    let pick = &report["pick"];
+    println!();
+    if let Some(error) = pick["error"].as_str() {
+        println!("Pick: none: {error}");
+        return;
+    }
+    println!(
+        "Pick: {} from {} (llama {}, ggml {})",
+        pick["variant"].as_str().unwrap_or(""),
+        pick["directory"].as_str().unwrap_or(""),
+        pick["llama_version"].as_str().unwrap_or(""),
+        pick["ggml_version"].as_str().unwrap_or("")
+    );
+    for d in pick["devices"].as_array().into_iter().flatten() {
+        println!(
+            "  device {} ({}): {}",
+            d["name"].as_str().unwrap_or(""),
+            d["backend"].as_str().unwrap_or(""),
+            d["description"].as_str().unwrap_or("")
+        );
+    }
+}

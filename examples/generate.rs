@@ -1,0 +1,212 @@
+//! Streams a completion from a GGUF model.
+//!
+//! ```text
+//! generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R]
+//!          [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids] PROMPT
+//! ```
+//! The prompt is tokenized as is (special tokens added and parsed, no chat template). Text is
+//! streamed to stdout; the chosen variant and tokens/s go to stderr. Any failure exits non-zero
+//! with a one-line error.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gguf_loader::loader::{load_best, SearchPaths, SelectOptions};
+use gguf_loader::{Context, ContextParams, GenerateOptions, Model, ModelParams, Sampler};
+
+const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids] PROMPT";
+
+#[derive(Debug)]
+struct Args {
+    model: Option<PathBuf>,
+    n: usize,
+    greedy: bool,
+    temp: f32,
+    top_k: i32,
+    top_p: f32,
+    min_p: f32,
+    repeat_penalty: f32,
+    seed: u32,
+    threads: Option<i32>,
+    variant: Option<String>,
+    variant_dir: Option<PathBuf>,
+    token_ids: bool,
+    prompt: String,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        model: None,
+        n: 64,
+        greedy: false,
+        temp: 0.8,
+        top_k: 40,
+        top_p: 0.95,
+        min_p: 0.05,
+        repeat_penalty: 1.0,
+        seed: 42,
+        threads: None,
+        variant: None,
+        variant_dir: None,
+        token_ids: false,
+        prompt: String::new(),
+    };
+    let mut prompt = None;
+    let mut it = std::env::args().skip(1);
+    fn value<T: std::str::FromStr>(
+        it: &mut impl Iterator<Item = String>,
+        flag: &str,
+    ) -> Result<T, String> {
+        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        v.parse()
+            .map_err(|_| format!("invalid value for {flag}: {v:?}"))
+    }
+    let mut sampling_flag = false;
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--model" | "-m" => args.model = Some(value(&mut it, &arg)?),
+            "-n" | "--n-predict" => args.n = value(&mut it, &arg)?,
+            "--greedy" => args.greedy = true,
+            "--temp" => {
+                args.temp = value(&mut it, &arg)?;
+                sampling_flag = true;
+            }
+            "--top-k" => {
+                args.top_k = value(&mut it, &arg)?;
+                sampling_flag = true;
+            }
+            "--top-p" => {
+                args.top_p = value(&mut it, &arg)?;
+                sampling_flag = true;
+            }
+            "--min-p" => {
+                args.min_p = value(&mut it, &arg)?;
+                sampling_flag = true;
+            }
+            "--repeat-penalty" => {
+                args.repeat_penalty = value(&mut it, &arg)?;
+                sampling_flag = true;
+            }
+            "--seed" => args.seed = value(&mut it, &arg)?,
+            "--threads" | "-t" => args.threads = Some(value(&mut it, &arg)?),
+            "--variant" => args.variant = Some(value(&mut it, &arg)?),
+            "--variant-dir" => args.variant_dir = Some(value(&mut it, &arg)?),
+            "--token-ids" => args.token_ids = true,
+            "-h" | "--help" => return Err(USAGE.into()),
+            flag if flag.starts_with('-') && flag.len() > 1 => {
+                return Err(format!("unknown option {flag}\n{USAGE}"))
+            }
+            _ => {
+                if prompt.replace(arg).is_some() {
+                    return Err(format!("only one PROMPT argument (quote it)\n{USAGE}"));
+                }
+            }
+        }
+    }
+    if args.greedy && sampling_flag {
+        return Err("--greedy excludes --temp/--top-k/--top-p/--min-p/--repeat-penalty".into());
+    }
+    args.prompt = prompt.ok_or_else(|| format!("missing PROMPT\n{USAGE}"))?;
+    Ok(args)
+}
+
+fn default_model() -> PathBuf {
+    if let Some(path) = std::env::var_os("GGUF_LOADER_SMOLLM2") {
+        return PathBuf::from(path);
+    }
+    gguf_loader::loader::discovery::cache_root()
+        .join("models")
+        .join("SmolLM2-135M-Instruct-Q4_1.gguf")
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut options = SelectOptions::from_env()?;
+    if let Some(dir) = &args.variant_dir {
+        options.search = SearchPaths::new().with_dir(dir).only_explicit();
+    }
+    if let Some(name) = &args.variant {
+        gguf_loader::loader::select::check_name("--variant", name)?;
+        options.force = Some(name.clone());
+    }
+    let selection = load_best(&options)?;
+    let model_path = args.model.clone().unwrap_or_else(default_model);
+    let model = Model::load(&selection.library, &model_path, ModelParams::new())?;
+    let mut params =
+        ContextParams::default().with_n_ctx(4096.min(model.n_ctx_train().max(256) as u32));
+    if let Some(threads) = args.threads {
+        params = params.with_threads(threads);
+    }
+    let mut context = Context::new(&model, params)?;
+    let mut sampler = if args.greedy {
+        Sampler::builder(&model).greedy().build()?
+    } else {
+        Sampler::builder(&model)
+            .penalties(64, args.repeat_penalty, 0.0, 0.0)
+            .top_k(args.top_k)
+            .top_p(args.top_p, 1)
+            .min_p(args.min_p, 1)
+            .temp(args.temp)
+            .dist(args.seed)
+            .build()?
+    };
+    let mut stdout = std::io::stdout().lock();
+    let mut generation = context.generate(
+        args.prompt.as_str(),
+        &mut sampler,
+        GenerateOptions::default().with_max_tokens(args.n),
+    )?;
+    for piece in generation.by_ref() {
+        let piece = piece?;
+        if args.token_ids {
+            if let Some(token) = piece.token {
+                writeln!(stdout, "{token}")?;
+            }
+        } else {
+            write!(stdout, "{}", piece.text)?;
+            stdout.flush()?;
+        }
+    }
+    if !args.token_ids {
+        writeln!(stdout)?;
+    }
+    let summary = generation
+        .summary()
+        .cloned()
+        .ok_or("generation ended without a summary")?;
+    let devices: Vec<String> = selection
+        .library
+        .devices()
+        .iter()
+        .map(|d| d.name.clone())
+        .collect();
+    eprintln!(
+        "variant: {} ({}) devices: {} | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        selection.variant,
+        selection.library.directory().path.display(),
+        devices.join(","),
+        summary.prompt_tokens,
+        summary.prompt_tokens_per_second(),
+        summary.generated_tokens,
+        summary.tokens_per_second(),
+        summary.stop_reason
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.to_string().replace('\n', "; "));
+            ExitCode::FAILURE
+        }
+    }
+}
