@@ -231,6 +231,9 @@ pub enum Error {
     /// The llama.cpp libraries could not be loaded.
     #[error(transparent)]
     Load(#[from] LoadError),
+    /// The model file failed the pre-flight check (before any byte reached llama.cpp).
+    #[error(transparent)]
+    Gguf(#[from] crate::gguf::GgufError),
     /// The model file could not be loaded by llama.cpp.
     #[error("cannot load model {path}: {reason}")]
     ModelLoad {
@@ -315,7 +318,9 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::Load(e) => e.category(),
-            Error::ModelLoad { .. } | Error::ModelLoadCancelled { .. } => Category::Model,
+            Error::ModelLoad { .. } | Error::ModelLoadCancelled { .. } | Error::Gguf(_) => {
+                Category::Model
+            }
             Error::Unsupported { .. } => Category::Installation,
             Error::Decode(DecodeError::Failed(_)) | Error::Null { .. } => Category::Hardware,
             _ => Category::Configuration,
@@ -326,6 +331,7 @@ impl Error {
     pub fn hint(&self) -> &'static str {
         match self {
             Error::Load(e) => e.hint(),
+            Error::Gguf(e) => e.hint(),
             Error::ModelLoad { .. } => "check that the file is a complete GGUF model of an architecture this llama.cpp supports (see the llama.cpp log)",
             Error::ModelLoadCancelled { .. } => "the application's progress callback returned false",
             Error::InvalidArgument { .. } => "fix the argument named in the message",

@@ -26,6 +26,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod error;
+pub mod gguf;
 pub mod hardware;
 pub mod loader;
 pub mod sys;

@@ -24,6 +24,12 @@ pub enum GpuLayers {
     Count(u32),
     /// Every layer.
     All,
+    /// As many as fit into the free memory of the first GPU device, for a context of `n_ctx`
+    /// tokens (estimated from the file by [`crate::gguf::auto_gpu_layers`]); 0 without a GPU.
+    Auto {
+        /// The context size the layers' KV cache is sized for.
+        n_ctx: u32,
+    },
 }
 
 /// How to split a model across several GPUs.
@@ -306,6 +312,17 @@ impl Model {
                 reason: "not a regular file".into(),
             });
         }
+        // Pre-flight: the file is read and validated in Rust before llama.cpp sees it.
+        let file = crate::gguf::inspect(path)?;
+        if file.family == crate::gguf::Family::BitNet {
+            return Err(Error::ModelLoad {
+                path: path.into(),
+                reason: format!(
+                    "a BitNet-fork model (architecture {:?}) needs a BitNet variant, which this version cannot load yet",
+                    file.architecture().unwrap_or("?")
+                ),
+            });
+        }
         let path_c = path_to_cstring(path)?;
         let llama = library.llama();
         // SAFETY: returns a struct by value; the ABI was verified at load.
@@ -317,6 +334,27 @@ impl Model {
                 reason: format!("{n} is too large"),
             })?,
             GpuLayers::All => -1,
+            GpuLayers::Auto { n_ctx } => {
+                let free = library
+                    .devices()
+                    .iter()
+                    .find(|d| {
+                        matches!(
+                            d.device_type,
+                            crate::loader::DeviceType::Gpu
+                                | crate::loader::DeviceType::IntegratedGpu
+                        )
+                    })
+                    .map(|d| d.memory_free as u64);
+                let layers = free.map_or(0, |free| {
+                    crate::gguf::auto_gpu_layers(&file, free, u64::from(n_ctx))
+                });
+                log::debug!(
+                    "auto GPU layers for {}: {layers} (free device memory {free:?})",
+                    path.display()
+                );
+                layers as i32
+            }
         };
         raw.main_gpu = params.main_gpu;
         raw.split_mode = match params.split_mode {
