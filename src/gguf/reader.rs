@@ -158,7 +158,7 @@ fn element_size(value_type: u32) -> Option<u64> {
     Some(match value_type {
         0 | 1 | 7 => 1,
         2 | 3 => 2,
-        4 | 5 | 6 => 4,
+        4..=6 => 4,
         10 | 11 | 12 | 8 => 8,
         9 => 12,
         _ => return None,
@@ -240,7 +240,7 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
             what: "magic (the file is empty)".into(),
         });
     }
-    if &head[..n.min(4)] != &b"GGUF"[..n.min(4)] || n < 4 {
+    if head[..n.min(4)] != b"GGUF"[..n.min(4)] || n < 4 {
         if let Some(error) = foreign_format(path, &head[..n]) {
             return Err(error);
         }
