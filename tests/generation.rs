@@ -3,8 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::OnceLock;
 
 use gguf_loader::loader::{LlamaLibrary, PluginSelection, VariantDirectory};
@@ -40,60 +39,8 @@ fn context(model: &Model, n_ctx: u32, n_batch: u32) -> Context {
     .expect("context")
 }
 
-/// The C reference program, compiled once against the pinned headers and the cpu variant.
-fn c_greedy() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-greedy");
-        std::fs::create_dir_all(&out_dir).unwrap();
-        let bin = out_dir.join("greedy");
-        let src = std::fs::read_to_string(common::repo_root().join("tests/c/greedy.c")).unwrap();
-        let source = common::source_dir();
-        let cpu = common::cpu_dir();
-        let include = format!("-I{}", source.join("include").display());
-        let ggml_include = format!("-I{}", source.join("ggml/include").display());
-        let lib_dir = format!("-L{}", cpu.display());
-        let rpath = format!("-Wl,-rpath,{}", cpu.display());
-        common::compile_c(
-            &src,
-            &bin,
-            &[
-                &include,
-                &ggml_include,
-                &lib_dir,
-                &rpath,
-                "-lllama",
-                "-lggml",
-                "-lggml-base",
-            ],
-        );
-        bin
-    })
-    .clone()
-}
-
 fn c_ids(model: &Path, n: usize, n_ctx: u32, n_batch: u32, prompt: &str) -> Vec<i32> {
-    let output = Command::new(c_greedy())
-        .arg(common::cpu_dir())
-        .arg(model)
-        .args([
-            n.to_string(),
-            THREADS.to_string(),
-            n_ctx.to_string(),
-            n_batch.to_string(),
-        ])
-        .arg(prompt)
-        .output()
-        .expect("running the C reference");
-    assert!(
-        output.status.success(),
-        "C reference failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect()
+    common::c_greedy_ids(&common::cpu_dir(), model, n, THREADS, n_ctx, n_batch, prompt)
 }
 
 fn rust_ids(model: &Model, n: usize, n_ctx: u32, n_batch: u32, prompt: &str) -> Vec<i32> {

@@ -22,4 +22,4 @@ pub use library::{cpu_module_score, Device, DeviceType, LlamaLibrary, PluginSele
 pub use manifest::Manifest;
 pub use raw::RawLibrary;
 pub use select::{load_best, rank, SelectOptions, Selection};
-pub use variant::{catalogue, Backend, Family, LibraryVariant, VariantKind};
+pub use variant::{best_cpu, catalogue, Backend, Family, LibraryVariant, VariantKind};

@@ -424,3 +424,8 @@ pub fn best_cpu_module(hardware: &HardwareProfile) -> Option<CpuIsaVariant> {
         .filter(|v| v.check_hardware(hardware).is_ok())
         .max_by_key(|v| v.ggml_score(hardware))
 }
+
+/// The name of the best CPU ISA variant for `hardware` (`cpu-icelake`, ...).
+pub fn best_cpu(hardware: &HardwareProfile) -> Option<String> {
+    best_cpu_module(hardware).map(|v| v.name().to_string())
+}

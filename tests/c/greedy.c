@@ -7,8 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "llama.h"
+
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 static void quiet(enum ggml_log_level level, const char * text, void * user_data) {
     (void) level; (void) text; (void) user_data;
@@ -54,6 +61,7 @@ int main(int argc, char ** argv) {
 
     struct llama_batch batch = llama_batch_init(n_batch, 0, 1);
     int pos = 0;
+    double t_prompt = now_ms();
     for (int start = 0; start < n; start += n_batch) {
         int count = n - start < n_batch ? n - start : n_batch;
         batch.n_tokens = count;
@@ -68,12 +76,17 @@ int main(int argc, char ** argv) {
         pos += count;
     }
 
+    t_prompt = now_ms() - t_prompt;
     struct llama_sampler * chain = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+    double t_gen = now_ms();
+    int generated = 0;
     for (int i = 0; i < n_predict; i++) {
         llama_token id = llama_sampler_sample(chain, ctx, -1);
         if (llama_vocab_is_eog(vocab, id)) break;
         printf("%d\n", id);
+        generated++;
+        if (i + 1 == n_predict) break; /* like the Rust loop: the last token is not decoded */
         batch.n_tokens = 1;
         batch.token[0] = id;
         batch.pos[0] = pos++;
@@ -81,6 +94,10 @@ int main(int argc, char ** argv) {
         batch.seq_id[0][0] = 0;
         batch.logits[0] = 1;
         if (llama_decode(ctx, batch) != 0) { fprintf(stderr, "decode failed\n"); return 1; }
+    }
+    t_gen = now_ms() - t_gen;
+    if (getenv("GREEDY_TIMING")) {
+        fprintf(stderr, "timing prompt_tokens=%d prompt_ms=%.3f generated=%d gen_ms=%.3f\n", n, t_prompt, generated, t_gen);
     }
     llama_sampler_free(chain);
     llama_batch_free(batch);

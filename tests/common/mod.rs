@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -107,4 +107,39 @@ pub fn compile_c(source: &str, output: &Path, extra_args: &[&str]) {
         "C compilation of {} failed",
         src.display()
     );
+}
+
+/// The C reference program (tests/c/greedy.c), compiled against the pinned headers and linked
+/// with the libraries of `variant_dir`.
+pub fn c_greedy(variant_dir: &Path) -> PathBuf {
+    static BUILT: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, bin)) = built.iter().find(|(dir, _)| dir == variant_dir) {
+        return bin.clone();
+    }
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-greedy-{}", built.len()));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let bin = out_dir.join(format!("greedy-{}", std::process::id()));
+    let src = std::fs::read_to_string(repo_root().join("tests/c/greedy.c")).unwrap();
+    let source = source_dir();
+    let include = format!("-I{}", source.join("include").display());
+    let ggml_include = format!("-I{}", source.join("ggml/include").display());
+    let lib_dir = format!("-L{}", variant_dir.display());
+    let rpath = format!("-Wl,-rpath,{}", variant_dir.display());
+    compile_c(&src, &bin, &[&include, &ggml_include, &lib_dir, &rpath, "-lllama", "-lggml", "-lggml-base"]);
+    built.push((variant_dir.to_path_buf(), bin.clone()));
+    bin
+}
+
+/// Greedy token ids from the C reference program.
+pub fn c_greedy_ids(variant_dir: &Path, model: &Path, n: usize, threads: i32, n_ctx: u32, n_batch: u32, prompt: &str) -> Vec<i32> {
+    let output = Command::new(c_greedy(variant_dir))
+        .arg(variant_dir)
+        .arg(model)
+        .args([n.to_string(), threads.to_string(), n_ctx.to_string(), n_batch.to_string()])
+        .arg(prompt)
+        .output()
+        .expect("running the C reference");
+    assert!(output.status.success(), "C reference failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
 }
