@@ -27,7 +27,13 @@ impl MemoryEstimate {
     /// Estimates `file` with `n_ctx` context tokens and K/V caches of `kv_bytes_per_element`
     /// (2 for F16, llama.cpp's default).
     pub fn new(file: &GgufFile, n_ctx: u64, kv_bytes_per_element: u64) -> Self {
-        let n_layer = file.arch_u64("block_count").unwrap_or(0) as usize;
+        // The layer count comes from the file: trust it only as far as the tensor table backs
+        // it (a layer has at least one tensor), so a corrupt count cannot drive an allocation.
+        let tensor_layers = file.tensors.iter().filter_map(|t| t.layer()).max().map_or(0, |l| l as usize + 1);
+        let n_layer = match file.arch_u64("block_count") {
+            Some(n) if n as usize <= file.tensors.len() => n as usize,
+            _ => tensor_layers,
+        };
         let mut layer_weights = vec![0u64; n_layer];
         let (mut embedding_bytes, mut output_bytes, mut other_bytes) = (0u64, 0u64, 0u64);
         let mut has_output_matrix = false;
@@ -61,7 +67,7 @@ impl MemoryEstimate {
             .iter()
             .map(|kv_heads| {
                 n_ctx
-                    .saturating_mul(kv_heads * (key_length + value_length))
+                    .saturating_mul(kv_heads.saturating_mul(key_length.saturating_add(value_length)))
                     .saturating_mul(kv_bytes_per_element)
             })
             .collect();
@@ -75,8 +81,10 @@ impl MemoryEstimate {
             .unwrap_or(4 * n_embd);
         let ubatch = 512u64.min(n_ctx.max(1));
         // Logits, plus the widest activations and attention scores of one micro-batch.
-        let compute_bytes =
-            4 * ubatch * (n_vocab + 4 * n_embd + 2 * n_ff) + 4 * ubatch * n_ctx.min(4096) * n_head;
+        let widths = n_vocab.saturating_add(n_embd.saturating_mul(4)).saturating_add(n_ff.saturating_mul(2));
+        let compute_bytes = (4 * ubatch)
+            .saturating_mul(widths)
+            .saturating_add((4 * ubatch * n_ctx.min(4096)).saturating_mul(n_head));
         MemoryEstimate {
             layer_weights,
             embedding_bytes,
@@ -120,11 +128,11 @@ fn per_layer(file: &GgufFile, suffix: &str, n_layer: usize) -> Option<Vec<u64>> 
 /// are reserved first. Returns `n_layer + 1` when the output head fits too (llama.cpp's "all").
 pub fn auto_gpu_layers(file: &GgufFile, free_device_memory: u64, n_ctx: u64) -> u32 {
     let estimate = MemoryEstimate::new(file, n_ctx, 2);
-    let reserve = estimate.compute_bytes + free_device_memory / 20;
+    let reserve = estimate.compute_bytes.saturating_add(free_device_memory / 20);
     let mut budget = free_device_memory.saturating_sub(reserve);
     let mut layers = 0u32;
     for (weights, kv) in estimate.layer_weights.iter().zip(&estimate.layer_kv) {
-        let need = weights + kv;
+        let need = weights.saturating_add(*kv);
         if need > budget {
             return layers;
         }

@@ -267,3 +267,12 @@ impl GgufFile {
 pub fn inspect(path: impl AsRef<Path>) -> Result<GgufFile, GgufError> {
     reader::read(path.as_ref())
 }
+
+/// Reads and validates GGUF bytes held in memory (e.g. a header fetched over the network);
+/// errors name the file as `<memory>`.
+///
+/// # Errors
+/// As [`inspect`].
+pub fn inspect_bytes(bytes: &[u8]) -> Result<GgufFile, GgufError> {
+    reader::parse_bytes(bytes, Path::new("<memory>"))
+}

@@ -224,37 +224,30 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
         });
     }
     let file_size = metadata.len();
-    let mut file = File::open(path).map_err(|e| GgufError::Io {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
+    let file = File::open(path).map_err(|e| GgufError::Io { path: path.into(), reason: e.to_string() })?;
+    parse(file, file_size, path)
+}
+
+/// Parses GGUF bytes held in memory (`path` only names them in errors).
+pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<GgufFile, GgufError> {
+    parse(std::io::Cursor::new(bytes), bytes.len() as u64, path)
+}
+
+/// Parses a GGUF stream of `file_size` bytes.
+fn parse<R: Read + Seek>(mut file: R, file_size: u64, path: &Path) -> Result<GgufFile, GgufError> {
     let mut head = [0u8; 16];
-    let n = read_up_to(&mut file, &mut head).map_err(|e| GgufError::Io {
-        path: path.into(),
-        reason: e.to_string(),
-    })?;
+    let n = read_up_to(&mut file, &mut head).map_err(|e| GgufError::Io { path: path.into(), reason: e.to_string() })?;
     if n == 0 {
-        return Err(GgufError::Truncated {
-            path: path.into(),
-            offset: 0,
-            what: "magic (the file is empty)".into(),
-        });
+        return Err(GgufError::Truncated { path: path.into(), offset: 0, what: "magic (the file is empty)".into() });
     }
     if head[..n.min(4)] != b"GGUF"[..n.min(4)] || n < 4 {
         if let Some(error) = foreign_format(path, &head[..n]) {
             return Err(error);
         }
         if n < 4 {
-            return Err(GgufError::Truncated {
-                path: path.into(),
-                offset: n as u64,
-                what: "magic".into(),
-            });
+            return Err(GgufError::Truncated { path: path.into(), offset: n as u64, what: "magic".into() });
         }
-        return Err(GgufError::NotGguf {
-            path: path.into(),
-            magic: head[..4].to_vec(),
-        });
+        return Err(GgufError::NotGguf { path: path.into(), magic: head[..4].to_vec() });
     }
     file.seek(SeekFrom::Start(4)).map_err(|e| GgufError::Io {
         path: path.into(),
@@ -286,6 +279,7 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
     let n_tensors = c.count("tensor count", 32)?;
     let n_kv = c.count("metadata count", 8 + 4 + 1)?;
     let mut kv = Vec::with_capacity(n_kv as usize);
+    let mut seen = std::collections::HashSet::new();
     for _ in 0..n_kv {
         let key = c.string("metadata key")?;
         if key.is_empty() {
@@ -293,7 +287,7 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
         }
         let value_type = c.u32("metadata value type")?;
         let value = c.value(value_type, 0)?;
-        if kv.iter().any(|(k, _): &(String, MetadataValue)| *k == key) {
+        if !seen.insert(key.clone()) {
             return Err(c.error(format!("duplicate metadata key {key:?}")));
         }
         kv.push((key, value));
@@ -312,6 +306,7 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
         }
     };
     let mut tensors = Vec::with_capacity(n_tensors as usize);
+    let mut names = std::collections::HashSet::new();
     for _ in 0..n_tensors {
         let name = c.string("tensor name")?;
         let n_dims = c.u32("tensor dimension count")?;
@@ -340,7 +335,7 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
                 "tensor {name:?} offset {offset} is not aligned to {alignment}"
             )));
         }
-        if tensors.iter().any(|t: &TensorInfo| t.name == name) {
+        if !names.insert(name.clone()) {
             return Err(c.error(format!("duplicate tensor {name:?}")));
         }
         let size_bytes = match (tensor_type.upstream(), tensor_type.bitnet_name()) {
@@ -424,7 +419,7 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
     })
 }
 
-fn read_up_to(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
+fn read_up_to(file: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buffer.len() {
         match file.read(&mut buffer[filled..])? {
