@@ -13,7 +13,9 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 use gguf_loader::loader::{best_cpu, LlamaLibrary, PluginSelection, SearchPaths};
-use gguf_loader::{Batch, Context, ContextParams, GenerateOptions, Model, ModelParams, Sampler, Token};
+use gguf_loader::{
+    Batch, Context, ContextParams, GenerateOptions, Model, ModelParams, Sampler, Token,
+};
 
 struct Options {
     model: PathBuf,
@@ -25,9 +27,12 @@ struct Options {
 
 fn parse() -> Result<(Options, Option<String>), String> {
     let mut options = Options {
-        model: std::env::var_os("GGUF_LOADER_SMOLLM2").map(PathBuf::from).unwrap_or_else(|| {
-            gguf_loader::loader::discovery::cache_root().join("models/SmolLM2-135M-Instruct-Q4_1.gguf")
-        }),
+        model: std::env::var_os("GGUF_LOADER_SMOLLM2")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                gguf_loader::loader::discovery::cache_root()
+                    .join("models/SmolLM2-135M-Instruct-Q4_1.gguf")
+            }),
         threads: 2,
         prompt_tokens: 256,
         gen_tokens: 64,
@@ -40,8 +45,12 @@ fn parse() -> Result<(Options, Option<String>), String> {
         match arg.as_str() {
             "--model" => options.model = value()?.into(),
             "--threads" => options.threads = value()?.parse().map_err(|_| "bad --threads")?,
-            "--prompt-tokens" => options.prompt_tokens = value()?.parse().map_err(|_| "bad --prompt-tokens")?,
-            "--gen-tokens" => options.gen_tokens = value()?.parse().map_err(|_| "bad --gen-tokens")?,
+            "--prompt-tokens" => {
+                options.prompt_tokens = value()?.parse().map_err(|_| "bad --prompt-tokens")?
+            }
+            "--gen-tokens" => {
+                options.gen_tokens = value()?.parse().map_err(|_| "bad --gen-tokens")?
+            }
             "--repeat" => options.repeat = value()?.parse().map_err(|_| "bad --repeat")?,
             "--child-module" => child = Some(value()?),
             other => return Err(format!("unknown option {other}")),
@@ -60,16 +69,29 @@ fn text_prompt() -> String {
 /// on the same prompt and settings as the C loop.
 fn child(options: &Options, module: &str) -> Result<(), Box<dyn std::error::Error>> {
     let dir = SearchPaths::new().find_kind("cpu")?;
-    let selection = if module == "auto" { PluginSelection::AllInDirectory } else { PluginSelection::CpuModule(module.into()) };
+    let selection = if module == "auto" {
+        PluginSelection::AllInDirectory
+    } else {
+        PluginSelection::CpuModule(module.into())
+    };
     let library = LlamaLibrary::load(&dir, selection)?;
     let model = Model::load(&library, &options.model, ModelParams::new())?;
     let (mut best_pp, mut best_tg) = (0f64, 0f64);
     if module == "auto" {
-        let mut context =
-            Context::new(&model, ContextParams::default().with_n_ctx(1024).with_n_batch(512).with_threads(options.threads))?;
+        let mut context = Context::new(
+            &model,
+            ContextParams::default()
+                .with_n_ctx(1024)
+                .with_n_batch(512)
+                .with_threads(options.threads),
+        )?;
         for _ in 0..options.repeat {
             let mut sampler = Sampler::greedy(&model)?;
-            let mut generation = context.generate(text_prompt(), &mut sampler, GenerateOptions::default().with_max_tokens(options.gen_tokens))?;
+            let mut generation = context.generate(
+                text_prompt(),
+                &mut sampler,
+                GenerateOptions::default().with_max_tokens(options.gen_tokens),
+            )?;
             for piece in generation.by_ref() {
                 piece?;
             }
@@ -83,9 +105,14 @@ fn child(options: &Options, module: &str) -> Result<(), Box<dyn std::error::Erro
     let n_ctx = (options.prompt_tokens + options.gen_tokens + 8) as u32;
     let mut context = Context::new(
         &model,
-        ContextParams::default().with_n_ctx(n_ctx).with_n_batch(options.prompt_tokens as u32).with_threads(options.threads),
+        ContextParams::default()
+            .with_n_ctx(n_ctx)
+            .with_n_batch(options.prompt_tokens as u32)
+            .with_threads(options.threads),
     )?;
-    let prompt: Vec<Token> = (0..options.prompt_tokens).map(|i| Token(100 + (i as i32 * 7) % 1000)).collect();
+    let prompt: Vec<Token> = (0..options.prompt_tokens)
+        .map(|i| Token(100 + (i as i32 * 7) % 1000))
+        .collect();
     for _ in 0..options.repeat {
         context.clear_memory();
         let mut batch = Batch::new(options.prompt_tokens, 1)?;
@@ -119,12 +146,21 @@ fn run_child(options: &Options, module: &str) -> Result<(f64, f64), String> {
         .output()
         .map_err(|e| e.to_string())?;
     if !output.status.success() {
-        return Err(format!("{module}: {}", String::from_utf8_lossy(&output.stderr).trim()));
+        return Err(format!(
+            "{module}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let mut parts = text.split_whitespace();
-    let pp = parts.next().and_then(|v| v.parse().ok()).ok_or("no pp figure")?;
-    let tg = parts.next().and_then(|v| v.parse().ok()).ok_or("no tg figure")?;
+    let pp = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or("no pp figure")?;
+    let tg = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or("no tg figure")?;
     Ok((pp, tg))
 }
 
@@ -155,15 +191,26 @@ fn c_generation(options: &Options, dir: &Path) -> Result<f64, String> {
         let output = Command::new(&out)
             .arg(dir)
             .arg(&options.model)
-            .args([options.gen_tokens.to_string(), options.threads.to_string(), "1024".into(), "512".into()])
+            .args([
+                options.gen_tokens.to_string(),
+                options.threads.to_string(),
+                "1024".into(),
+                "512".into(),
+            ])
             .arg(&prompt)
             .env("GREEDY_TIMING", "1")
             .output()
             .map_err(|e| e.to_string())?;
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let line = stderr.lines().find(|l| l.starts_with("timing")).ok_or("no timing line")?;
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("timing"))
+            .ok_or("no timing line")?;
         let field = |name: &str| -> f64 {
-            line.split_whitespace().find_map(|kv| kv.strip_prefix(name)).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0)
         };
         let generated = field("generated=");
         let ms = field("gen_ms=");
@@ -198,7 +245,14 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let best = best.trim_start_matches("cpu-").to_string();
-    println!("model {}, {} threads, {} prompt tokens, {} generated tokens, best of {}", options.model.display(), options.threads, options.prompt_tokens, options.gen_tokens, options.repeat);
+    println!(
+        "model {}, {} threads, {} prompt tokens, {} generated tokens, best of {}",
+        options.model.display(),
+        options.threads,
+        options.prompt_tokens,
+        options.gen_tokens,
+        options.repeat
+    );
     let mut results = Vec::new();
     for module in [best.as_str(), "x64"] {
         match run_child(&options, module) {
@@ -213,7 +267,11 @@ fn main() -> ExitCode {
         }
     }
     if let [(pp_best, tg_best), (pp_x64, tg_x64)] = results[..] {
-        println!("  ratio cpu-{best} / cpu-x64: prompt {:.2}x, generation {:.2}x", pp_best / pp_x64, tg_best / tg_x64);
+        println!(
+            "  ratio cpu-{best} / cpu-x64: prompt {:.2}x, generation {:.2}x",
+            pp_best / pp_x64,
+            tg_best / tg_x64
+        );
     }
     let dir = match SearchPaths::new().find_kind("cpu") {
         Ok(d) => d.path,

@@ -56,12 +56,19 @@ fn mutated_headers_never_panic() {
     let header = inspect_bytes(&tiny).unwrap().data_offset as usize;
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let (mut accepted, mut rejected) = (0, 0);
-    let runs: usize = std::env::var("GGUF_MUTATION_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let runs: usize = std::env::var("GGUF_MUTATION_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     for _ in 0..runs {
         let input = mutate(&mut rng, &tiny, header);
         let started = std::time::Instant::now();
         let result = inspect_bytes(&input);
-        assert!(started.elapsed().as_secs() < 2, "an input took {:?}", started.elapsed());
+        assert!(
+            started.elapsed().as_secs() < 2,
+            "an input took {:?}",
+            started.elapsed()
+        );
         match result {
             Ok(file) => {
                 accepted += 1;

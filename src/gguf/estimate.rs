@@ -29,7 +29,12 @@ impl MemoryEstimate {
     pub fn new(file: &GgufFile, n_ctx: u64, kv_bytes_per_element: u64) -> Self {
         // The layer count comes from the file: trust it only as far as the tensor table backs
         // it (a layer has at least one tensor), so a corrupt count cannot drive an allocation.
-        let tensor_layers = file.tensors.iter().filter_map(|t| t.layer()).max().map_or(0, |l| l as usize + 1);
+        let tensor_layers = file
+            .tensors
+            .iter()
+            .filter_map(|t| t.layer())
+            .max()
+            .map_or(0, |l| l as usize + 1);
         let n_layer = match file.arch_u64("block_count") {
             Some(n) if n as usize <= file.tensors.len() => n as usize,
             _ => tensor_layers,
@@ -67,7 +72,9 @@ impl MemoryEstimate {
             .iter()
             .map(|kv_heads| {
                 n_ctx
-                    .saturating_mul(kv_heads.saturating_mul(key_length.saturating_add(value_length)))
+                    .saturating_mul(
+                        kv_heads.saturating_mul(key_length.saturating_add(value_length)),
+                    )
                     .saturating_mul(kv_bytes_per_element)
             })
             .collect();
@@ -81,7 +88,9 @@ impl MemoryEstimate {
             .unwrap_or(4 * n_embd);
         let ubatch = 512u64.min(n_ctx.max(1));
         // Logits, plus the widest activations and attention scores of one micro-batch.
-        let widths = n_vocab.saturating_add(n_embd.saturating_mul(4)).saturating_add(n_ff.saturating_mul(2));
+        let widths = n_vocab
+            .saturating_add(n_embd.saturating_mul(4))
+            .saturating_add(n_ff.saturating_mul(2));
         let compute_bytes = (4 * ubatch)
             .saturating_mul(widths)
             .saturating_add((4 * ubatch * n_ctx.min(4096)).saturating_mul(n_head));
@@ -128,7 +137,9 @@ fn per_layer(file: &GgufFile, suffix: &str, n_layer: usize) -> Option<Vec<u64>> 
 /// are reserved first. Returns `n_layer + 1` when the output head fits too (llama.cpp's "all").
 pub fn auto_gpu_layers(file: &GgufFile, free_device_memory: u64, n_ctx: u64) -> u32 {
     let estimate = MemoryEstimate::new(file, n_ctx, 2);
-    let reserve = estimate.compute_bytes.saturating_add(free_device_memory / 20);
+    let reserve = estimate
+        .compute_bytes
+        .saturating_add(free_device_memory / 20);
     let mut budget = free_device_memory.saturating_sub(reserve);
     let mut layers = 0u32;
     for (weights, kv) in estimate.layer_weights.iter().zip(&estimate.layer_kv) {

@@ -224,7 +224,10 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
         });
     }
     let file_size = metadata.len();
-    let file = File::open(path).map_err(|e| GgufError::Io { path: path.into(), reason: e.to_string() })?;
+    let file = File::open(path).map_err(|e| GgufError::Io {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     parse(file, file_size, path)
 }
 
@@ -236,18 +239,32 @@ pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<GgufFile, GgufError> {
 /// Parses a GGUF stream of `file_size` bytes.
 fn parse<R: Read + Seek>(mut file: R, file_size: u64, path: &Path) -> Result<GgufFile, GgufError> {
     let mut head = [0u8; 16];
-    let n = read_up_to(&mut file, &mut head).map_err(|e| GgufError::Io { path: path.into(), reason: e.to_string() })?;
+    let n = read_up_to(&mut file, &mut head).map_err(|e| GgufError::Io {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
     if n == 0 {
-        return Err(GgufError::Truncated { path: path.into(), offset: 0, what: "magic (the file is empty)".into() });
+        return Err(GgufError::Truncated {
+            path: path.into(),
+            offset: 0,
+            what: "magic (the file is empty)".into(),
+        });
     }
     if head[..n.min(4)] != b"GGUF"[..n.min(4)] || n < 4 {
         if let Some(error) = foreign_format(path, &head[..n]) {
             return Err(error);
         }
         if n < 4 {
-            return Err(GgufError::Truncated { path: path.into(), offset: n as u64, what: "magic".into() });
+            return Err(GgufError::Truncated {
+                path: path.into(),
+                offset: n as u64,
+                what: "magic".into(),
+            });
         }
-        return Err(GgufError::NotGguf { path: path.into(), magic: head[..4].to_vec() });
+        return Err(GgufError::NotGguf {
+            path: path.into(),
+            magic: head[..4].to_vec(),
+        });
     }
     file.seek(SeekFrom::Start(4)).map_err(|e| GgufError::Io {
         path: path.into(),

@@ -202,7 +202,20 @@ pub fn load_best(options: &SelectOptions) -> Result<Selection, LoadError> {
             continue;
         }
         let kind = candidate.variant.directory_kind();
-        let Some(directory) = directories.iter().find(|d| d.kind == kind) else {
+        // A directory of the variant's own kind first; CPU variants can also be served by any
+        // directory that has their module (a GPU directory carries the CPU modules too).
+        let serves = |d: &&crate::loader::VariantDirectory| match candidate.variant.cpu_module() {
+            Some(module) => d.cpu_modules.iter().any(|m| m == module),
+            None => {
+                candidate.variant.kind() == VariantKind::Cpu
+                    && d.backends.contains(&crate::loader::Backend::Cpu)
+            }
+        };
+        let found = directories
+            .iter()
+            .find(|d| d.kind == kind)
+            .or_else(|| directories.iter().find(serves));
+        let Some(directory) = found else {
             let reason = format!(
                 "no `{kind}` variant directory found (searched {})",
                 display_roots(&options.search)

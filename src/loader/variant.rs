@@ -263,6 +263,37 @@ impl LibraryVariant for GpuVariant {
     }
 }
 
+/// The CPU backend of a directory without per-ISA modules (an official release or a plain cmake
+/// build ships one `libggml-cpu.so`), or with them when ggml should pick: loads every plugin of
+/// the directory and lets ggml choose the best CPU module by its own score.
+#[derive(Debug, Clone)]
+pub struct CpuAutoVariant;
+
+impl LibraryVariant for CpuAutoVariant {
+    fn name(&self) -> &str {
+        "cpu-auto"
+    }
+    fn kind(&self) -> VariantKind {
+        VariantKind::Cpu
+    }
+    fn family(&self) -> Family {
+        Family::Upstream
+    }
+    fn directory_kind(&self) -> &str {
+        "cpu"
+    }
+    fn backends(&self) -> &[Backend] {
+        &[Backend::Cpu]
+    }
+    fn priority(&self) -> u32 {
+        // After every ISA module: it is the fallback when none of them can be found.
+        90
+    }
+    fn check_hardware(&self, _hardware: &HardwareProfile) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// Microsoft's BitNet fork (CPU or GPU): declared so selection can name it, not yet loadable.
 #[derive(Debug, Clone)]
 pub struct BitNetVariant {
@@ -400,6 +431,7 @@ pub fn catalogue() -> Vec<Box<dyn LibraryVariant>> {
             required,
         }));
     }
+    all.push(Box::new(CpuAutoVariant));
     all.push(Box::new(BitNetVariant { gpu: true }));
     all.push(Box::new(BitNetVariant { gpu: false }));
     all

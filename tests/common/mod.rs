@@ -117,7 +117,8 @@ pub fn c_greedy(variant_dir: &Path) -> PathBuf {
     if let Some((_, bin)) = built.iter().find(|(dir, _)| dir == variant_dir) {
         return bin.clone();
     }
-    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-greedy-{}", built.len()));
+    let out_dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-greedy-{}", built.len()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let bin = out_dir.join(format!("greedy-{}", std::process::id()));
     let src = std::fs::read_to_string(repo_root().join("tests/c/greedy.c")).unwrap();
@@ -126,20 +127,52 @@ pub fn c_greedy(variant_dir: &Path) -> PathBuf {
     let ggml_include = format!("-I{}", source.join("ggml/include").display());
     let lib_dir = format!("-L{}", variant_dir.display());
     let rpath = format!("-Wl,-rpath,{}", variant_dir.display());
-    compile_c(&src, &bin, &[&include, &ggml_include, &lib_dir, &rpath, "-lllama", "-lggml", "-lggml-base"]);
+    compile_c(
+        &src,
+        &bin,
+        &[
+            &include,
+            &ggml_include,
+            &lib_dir,
+            &rpath,
+            "-lllama",
+            "-lggml",
+            "-lggml-base",
+        ],
+    );
     built.push((variant_dir.to_path_buf(), bin.clone()));
     bin
 }
 
 /// Greedy token ids from the C reference program.
-pub fn c_greedy_ids(variant_dir: &Path, model: &Path, n: usize, threads: i32, n_ctx: u32, n_batch: u32, prompt: &str) -> Vec<i32> {
+pub fn c_greedy_ids(
+    variant_dir: &Path,
+    model: &Path,
+    n: usize,
+    threads: i32,
+    n_ctx: u32,
+    n_batch: u32,
+    prompt: &str,
+) -> Vec<i32> {
     let output = Command::new(c_greedy(variant_dir))
         .arg(variant_dir)
         .arg(model)
-        .args([n.to_string(), threads.to_string(), n_ctx.to_string(), n_batch.to_string()])
+        .args([
+            n.to_string(),
+            threads.to_string(),
+            n_ctx.to_string(),
+            n_batch.to_string(),
+        ])
         .arg(prompt)
         .output()
         .expect("running the C reference");
-    assert!(output.status.success(), "C reference failed: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout).lines().map(|l| l.trim().parse().unwrap()).collect()
+    assert!(
+        output.status.success(),
+        "C reference failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
 }
