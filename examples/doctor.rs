@@ -78,16 +78,20 @@ fn main() -> ExitCode {
     let report = json!({
         "hardware": {
             "os": hardware.os,
+            "memory_bytes": hardware.memory_bytes,
             "cpu": {
                 "arch": hardware.cpu.arch, "vendor": hardware.cpu.vendor, "brand": hardware.cpu.brand,
                 "family": hardware.cpu.family, "model": hardware.cpu.model,
                 "logical_cores": hardware.cpu.logical_cores,
+                "physical_cores": hardware.cpu.physical_cores,
                 "features": hardware.cpu.features.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>(),
             },
             "gpus": hardware.gpus.iter().map(|g| json!({
                 "api": format!("{:?}", g.api), "vendor_id": format!("{:#06x}", g.vendor_id), "name": g.name,
                 "type": format!("{:?}", g.device_type), "memory_bytes": g.memory_bytes,
                 "driver_version": g.driver_version,
+                "compute_capability": g.compute_capability.map(|(a, b)| format!("{a}.{b}")),
+                "free_bytes": g.free_bytes,
             })).collect::<Vec<_>>(),
             "cuda_driver": match &hardware.cuda_driver {
                 CudaDriver::Present { version } => json!({"present": true, "version": version}),
@@ -119,13 +123,18 @@ fn main() -> ExitCode {
 fn print_text(report: &serde_json::Value) {
     let hw = &report["hardware"];
     let cpu = &hw["cpu"];
-    println!("OS: {}", hw["os"].as_str().unwrap_or(""));
     println!(
-        "CPU: {} ({}, family {} model {}), {} logical cores",
+        "OS: {}, {} MiB RAM",
+        hw["os"].as_str().unwrap_or(""),
+        hw["memory_bytes"].as_u64().unwrap_or(0) >> 20
+    );
+    println!(
+        "CPU: {} ({}, family {} model {}), {} physical / {} logical cores",
         cpu["brand"].as_str().unwrap_or(""),
         cpu["vendor"].as_str().unwrap_or(""),
         cpu["family"],
         cpu["model"],
+        cpu["physical_cores"],
         cpu["logical_cores"]
     );
     let features: Vec<&str> = cpu["features"]

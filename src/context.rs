@@ -82,9 +82,9 @@ pub struct ContextParams {
     pub n_ubatch: Option<u32>,
     /// Number of sequences.
     pub n_seq_max: Option<u32>,
-    /// Threads for generation.
+    /// Threads for generation (default: the available cores).
     pub n_threads: Option<i32>,
-    /// Threads for prompt processing.
+    /// Threads for prompt processing (default: the available cores).
     pub n_threads_batch: Option<i32>,
     /// Flash attention.
     pub flash_attention: Option<FlashAttention>,
@@ -213,6 +213,19 @@ pub struct Perf {
 /// # Thread-safety
 /// `Send` but not `Sync`: llama.cpp's context may be moved between threads but not used from
 /// two at once. Cancel from another thread with [`Context::cancel_handle`].
+///
+/// ```compile_fail
+/// fn shared_between_threads<T: Sync>() {}
+/// shared_between_threads::<gguf_loader::Context>();
+/// ```
+///
+/// ```
+/// fn movable_between_threads<T: Send>() {}
+/// movable_between_threads::<gguf_loader::Context>();
+/// fn shareable<T: Send + Sync + Clone>() {}
+/// shareable::<gguf_loader::Model>();
+/// shareable::<gguf_loader::loader::LlamaLibrary>();
+/// ```
 pub struct Context {
     model: Model,
     raw: NonNull<llama_context>,
@@ -310,12 +323,11 @@ impl Context {
                 }
             }
         }
-        if let Some(v) = params.n_threads {
-            raw.n_threads = v;
-        }
-        if let Some(v) = params.n_threads_batch {
-            raw.n_threads_batch = v;
-        }
+        // Default: one thread per available core (llama.cpp's own default is a fixed 4, which
+        // oversubscribes small machines: ggml's threads spin while they wait).
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get()) as i32;
+        raw.n_threads = params.n_threads.unwrap_or(cores);
+        raw.n_threads_batch = params.n_threads_batch.unwrap_or(cores);
         if let Some(v) = params.flash_attention {
             raw.flash_attn_type = match v {
                 FlashAttention::Auto => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,

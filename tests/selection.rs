@@ -25,6 +25,7 @@ fn cpu(arch: &str, features: &[&[CpuFeature]]) -> CpuInfo {
             .flat_map(|f| f.iter().copied())
             .collect::<BTreeSet<_>>(),
         logical_cores: 8,
+        physical_cores: 4,
     }
 }
 
@@ -36,6 +37,8 @@ fn gpu(api: GpuApi, vendor_id: u32, device_type: GpuType, name: &str) -> GpuInfo
         device_type,
         memory_bytes: 8 << 30,
         driver_version: 1,
+        compute_capability: None,
+        free_bytes: None,
     }
 }
 
@@ -45,6 +48,7 @@ fn profile(os: &str, cpu: CpuInfo, gpus: Vec<GpuInfo>, cuda: CudaDriver) -> Hard
         cpu,
         gpus,
         cuda_driver: cuda,
+        memory_bytes: 16 << 30,
     }
 }
 

@@ -142,3 +142,30 @@ fn c_side_prints_nothing_to_stderr() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.trim().is_empty(), "C side wrote to stderr: {stderr}");
 }
+
+/// For every CPU module of the variant, the crate's score (from detected features) equals the
+/// score ggml's own module computes, and the crate's pick is the module ggml ranks highest.
+#[test]
+fn cpu_module_choice_agrees_with_ggml_scores() {
+    use gguf_loader::hardware::HardwareProfile;
+    use gguf_loader::loader::variant::{best_cpu_module, cpu_isa_variants};
+    use gguf_loader::loader::{cpu_module_score, discovery, LibraryVariant};
+    let _library = load_cpu();
+    let hardware = HardwareProfile::detect();
+    let dir = common::cpu_dir();
+    let mut best = (0, String::new());
+    for variant in cpu_isa_variants() {
+        let module = variant.cpu_module().unwrap();
+        let real =
+            cpu_module_score(&discovery::plugin_path(&dir, &format!("ggml-cpu-{module}"))).unwrap();
+        assert_eq!(
+            real as u32,
+            variant.ggml_score(&hardware),
+            "score of {module}"
+        );
+        if real > best.0 {
+            best = (real, variant.name().to_string());
+        }
+    }
+    assert_eq!(best_cpu_module(&hardware).unwrap().name(), best.1);
+}

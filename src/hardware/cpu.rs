@@ -66,6 +66,9 @@ pub struct CpuInfo {
     pub features: BTreeSet<CpuFeature>,
     /// Logical processors.
     pub logical_cores: usize,
+    /// Physical cores (logical ones sharing a core counted once; equals `logical_cores` when
+    /// the topology is unknown).
+    pub physical_cores: usize,
 }
 
 impl CpuInfo {
@@ -80,10 +83,15 @@ pub fn detect_cpu() -> CpuInfo {
     let logical_cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    let physical_cores = physical_cores()
+        .unwrap_or(logical_cores)
+        .min(logical_cores)
+        .max(1);
     #[cfg(target_arch = "x86_64")]
     {
         let mut info = x86::detect();
         info.logical_cores = logical_cores;
+        info.physical_cores = physical_cores;
         info
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -100,8 +108,31 @@ pub fn detect_cpu() -> CpuInfo {
             model: 0,
             features,
             logical_cores,
+            physical_cores,
         }
     }
+}
+
+/// Distinct (package, core) pairs in `/proc/cpuinfo` (Linux).
+fn physical_cores() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let mut cores = std::collections::BTreeSet::new();
+    let mut package = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(2, ':');
+        let key = parts.next()?.trim();
+        let value = parts.next().map(str::trim);
+        match key {
+            "physical id" => package = value.and_then(|v| v.parse::<u32>().ok()),
+            "core id" => {
+                if let Some(core) = value.and_then(|v| v.parse::<u32>().ok()) {
+                    cores.insert((package.unwrap_or(0), core));
+                }
+            }
+            _ => {}
+        }
+    }
+    (!cores.is_empty()).then_some(cores.len())
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -213,6 +244,7 @@ mod x86 {
             model,
             features,
             logical_cores: 1,
+            physical_cores: 1,
         }
     }
 }

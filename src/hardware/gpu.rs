@@ -47,6 +47,8 @@ pub fn vulkan_devices() -> Result<Vec<GpuInfo>, String> {
                         },
                         memory_bytes,
                         driver_version: properties.driver_version,
+                        compute_capability: None,
+                        free_bytes: None,
                     }
                 })
                 .collect()
@@ -123,6 +125,29 @@ pub fn cuda_devices_from(library: &str) -> (CudaDriver, Vec<GpuInfo>) {
         b"cuDeviceTotalMem_v2",
         unsafe extern "C" fn(*mut usize, i32) -> CuResult
     );
+    let cu_attribute = sym!(
+        b"cuDeviceGetAttribute",
+        unsafe extern "C" fn(*mut i32, i32, i32) -> CuResult
+    );
+    let cu_retain = sym!(
+        b"cuDevicePrimaryCtxRetain",
+        unsafe extern "C" fn(*mut *mut std::ffi::c_void, i32) -> CuResult
+    );
+    let cu_release = sym!(
+        b"cuDevicePrimaryCtxRelease_v2",
+        unsafe extern "C" fn(i32) -> CuResult
+    );
+    let cu_set_current = sym!(
+        b"cuCtxSetCurrent",
+        unsafe extern "C" fn(*mut std::ffi::c_void) -> CuResult
+    );
+    let cu_mem_info = sym!(
+        b"cuMemGetInfo_v2",
+        unsafe extern "C" fn(*mut usize, *mut usize) -> CuResult
+    );
+    // CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR / _MINOR
+    const CC_MAJOR: i32 = 75;
+    const CC_MINOR: i32 = 76;
     // SAFETY: plain driver calls with valid out-pointers to locals.
     unsafe {
         if cu_init(0) != 0 {
@@ -147,6 +172,21 @@ pub fn cuda_devices_from(library: &str) -> (CudaDriver, Vec<GpuInfo>) {
             cu_name(name.as_mut_ptr(), name.len() as i32, device);
             let mut total = 0usize;
             cu_total(&mut total, device);
+            let (mut major, mut minor) = (0, 0);
+            let capability = (cu_attribute(&mut major, CC_MAJOR, device) == 0
+                && cu_attribute(&mut minor, CC_MINOR, device) == 0)
+                .then_some((major, minor));
+            // Free memory needs a context: retain the primary one briefly.
+            let mut free_bytes = None;
+            let mut context = std::ptr::null_mut();
+            if cu_retain(&mut context, device) == 0 {
+                let (mut free, mut total_now) = (0usize, 0usize);
+                if cu_set_current(context) == 0 && cu_mem_info(&mut free, &mut total_now) == 0 {
+                    free_bytes = Some(free as u64);
+                }
+                cu_set_current(std::ptr::null_mut());
+                cu_release(device);
+            }
             gpus.push(GpuInfo {
                 api: GpuApi::Cuda,
                 vendor_id: 0x10de,
@@ -156,6 +196,8 @@ pub fn cuda_devices_from(library: &str) -> (CudaDriver, Vec<GpuInfo>) {
                 device_type: GpuType::Discrete,
                 memory_bytes: total as u64,
                 driver_version: version as u32,
+                compute_capability: capability,
+                free_bytes,
             });
         }
         (CudaDriver::Present { version }, gpus)

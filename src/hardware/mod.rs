@@ -52,6 +52,10 @@ pub struct GpuInfo {
     pub memory_bytes: u64,
     /// Driver version as the API reports it.
     pub driver_version: u32,
+    /// CUDA compute capability (major, minor), for devices seen through CUDA.
+    pub compute_capability: Option<(i32, i32)>,
+    /// Free device memory in bytes, where the API reports it (CUDA).
+    pub free_bytes: Option<u64>,
 }
 
 /// Whether the NVIDIA CUDA driver library could be used.
@@ -77,6 +81,8 @@ pub struct HardwareProfile {
     pub gpus: Vec<GpuInfo>,
     /// State of the CUDA driver.
     pub cuda_driver: CudaDriver,
+    /// Installed memory in bytes (0 when unknown).
+    pub memory_bytes: u64,
 }
 
 impl HardwareProfile {
@@ -92,6 +98,19 @@ impl HardwareProfile {
             cpu: detect_cpu(),
             gpus,
             cuda_driver,
+            memory_bytes: system_memory(),
         }
     }
+}
+
+/// Installed memory from `/proc/meminfo` (Linux); 0 elsewhere.
+pub fn system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(0)
 }
