@@ -12,6 +12,7 @@ use gguf_loader::loader::{cpu_module_score, discovery, load_best, rank, SelectOp
 use serde_json::json;
 
 fn main() -> ExitCode {
+    gguf_loader::loader::smoke::run_if_requested();
     let as_json = std::env::args().skip(1).any(|a| a == "--json");
     let options = match SelectOptions::from_env() {
         Ok(options) => options,

@@ -195,6 +195,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
+    gguf_loader::loader::smoke::run_if_requested();
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {

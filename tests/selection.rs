@@ -59,6 +59,7 @@ fn options(hardware: HardwareProfile) -> SelectOptions {
         gpu_enabled: true,
         preference: Vec::new(),
         hardware,
+        smoke_test: None,
     }
 }
 

@@ -14,6 +14,7 @@ pub mod log;
 pub mod manifest;
 mod raw;
 pub mod select;
+pub mod smoke;
 pub mod variant;
 
 pub use abi::{verify_fingerprint, ABSENT_MARKERS, PRESENT_MARKERS};

@@ -35,6 +35,10 @@ pub struct SelectOptions {
     pub preference: Vec<String>,
     /// The machine.
     pub hardware: HardwareProfile,
+    /// Run each GPU candidate in a child process first (see [`crate::loader::smoke`]); a
+    /// candidate whose child crashes, hangs or finds no device is rejected. Off by default;
+    /// `GGUF_SMOKE_TEST=1` turns it on with the current executable as the child.
+    pub smoke_test: Option<crate::loader::smoke::SmokeTest>,
 }
 
 impl SelectOptions {
@@ -58,12 +62,21 @@ impl SelectOptions {
                 reason: "expected 1/0, true/false, yes/no or on/off".into(),
             })?,
         };
+        let smoke = std::env::var("GGUF_SMOKE_TEST")
+            .ok()
+            .and_then(|v| parse_bool(&v))
+            .unwrap_or(false);
         Ok(SelectOptions {
             search: SearchPaths::new(),
             force,
             gpu_enabled,
             preference: Vec::new(),
             hardware: HardwareProfile::detect(),
+            smoke_test: if smoke {
+                crate::loader::smoke::SmokeTest::current_exe()
+            } else {
+                None
+            },
         })
     }
 }
@@ -236,6 +249,19 @@ pub fn load_best(options: &SelectOptions) -> Result<Selection, LoadError> {
             }
             None => PluginSelection::AllInDirectory,
         };
+        if let (Some(smoke), VariantKind::Gpu) = (&options.smoke_test, candidate.variant.kind()) {
+            let backend = candidate
+                .variant
+                .backends()
+                .iter()
+                .next_back()
+                .map_or("", |b| b.name());
+            if let Err(reason) = smoke.run(&directory.path, backend) {
+                log::log!(level, "variant {name}: {reason}");
+                rejected.push((name, reason));
+                continue;
+            }
+        }
         match LlamaLibrary::load(directory, selection) {
             Ok(library) => {
                 let wanted_backend = candidate.variant.backends().iter().next_back().copied();
