@@ -23,6 +23,7 @@ fn child() -> SmokeTest {
             "--exact".into(),
             "smoke_child_entry".into(),
             "--test-threads=1".into(),
+            "--nocapture".into(),
         ],
         timeout: Duration::from_secs(300),
     }
