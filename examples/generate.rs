@@ -13,9 +13,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gguf_loader::loader::{load_best, SearchPaths, SelectOptions};
-use gguf_loader::{Context, ContextParams, GenerateOptions, Model, ModelParams, Sampler};
+use gguf_loader::{
+    Context, ContextParams, GenerateOptions, GpuLayers, Model, ModelParams, Sampler,
+};
 
-const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids] PROMPT";
+const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] PROMPT";
 
 #[derive(Debug)]
 struct Args {
@@ -31,6 +33,7 @@ struct Args {
     threads: Option<i32>,
     variant: Option<String>,
     variant_dir: Option<PathBuf>,
+    gpu_layers: Option<String>,
     token_ids: bool,
     prompt: String,
 }
@@ -49,6 +52,7 @@ fn parse_args() -> Result<Args, String> {
         threads: None,
         variant: None,
         variant_dir: None,
+        gpu_layers: None,
         token_ids: false,
         prompt: String::new(),
     };
@@ -93,6 +97,7 @@ fn parse_args() -> Result<Args, String> {
             "--variant" => args.variant = Some(value(&mut it, &arg)?),
             "--variant-dir" => args.variant_dir = Some(value(&mut it, &arg)?),
             "--token-ids" => args.token_ids = true,
+            "--gpu-layers" | "-ngl" => args.gpu_layers = Some(value(&mut it, &arg)?),
             "-h" | "--help" => return Err(USAGE.into()),
             flag if flag.starts_with('-') && flag.len() > 1 => {
                 return Err(format!("unknown option {flag}\n{USAGE}"))
@@ -131,9 +136,31 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let selection = load_best(&options)?;
     let model_path = args.model.clone().unwrap_or_else(default_model);
-    let model = Model::load(&selection.library, &model_path, ModelParams::new())?;
+    let n_ctx = 4096;
+    // GPU variants offload what fits unless told otherwise; CPU variants offload nothing.
+    let on_gpu = selection
+        .library
+        .directory()
+        .backends
+        .iter()
+        .any(|b| *b != gguf_loader::loader::Backend::Cpu);
+    let gpu_layers = match args.gpu_layers.as_deref() {
+        None if on_gpu => GpuLayers::Auto { n_ctx },
+        None => GpuLayers::None,
+        Some("all") => GpuLayers::All,
+        Some("auto") => GpuLayers::Auto { n_ctx },
+        Some(n) => GpuLayers::Count(
+            n.parse()
+                .map_err(|_| format!("invalid --gpu-layers {n:?} (a number, all or auto)"))?,
+        ),
+    };
+    let model = Model::load(
+        &selection.library,
+        &model_path,
+        ModelParams::new().with_gpu_layers(gpu_layers),
+    )?;
     let mut params =
-        ContextParams::default().with_n_ctx(4096.min(model.n_ctx_train().max(256) as u32));
+        ContextParams::default().with_n_ctx(n_ctx.min(model.n_ctx_train().max(256) as u32));
     if let Some(threads) = args.threads {
         params = params.with_threads(threads);
     }

@@ -122,9 +122,20 @@ pub fn rank(options: &SelectOptions) -> Vec<Candidate> {
     let mut candidates: Vec<Candidate> = catalogue()
         .into_iter()
         .map(|variant| {
+            // A forced GPU variant skips the preference checks (a software Vulkan device is
+            // usable when asked for); loading still requires a device. CPU modules keep their
+            // instruction-set check: running one the CPU lacks would crash.
+            let forced_gpu = options.force.as_deref() == Some(variant.name())
+                && variant.kind() == VariantKind::Gpu;
             let verdict = variant
                 .loadable()
-                .and_then(|_| variant.check_hardware(hardware))
+                .and_then(|_| {
+                    if forced_gpu {
+                        Ok(())
+                    } else {
+                        variant.check_hardware(hardware)
+                    }
+                })
                 .and_then(|_| {
                     if variant.kind() == VariantKind::Gpu && !options.gpu_enabled {
                         Err(format!("GPUs disabled ({GPU_ENABLED_ENV}=0)"))
