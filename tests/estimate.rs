@@ -2,32 +2,14 @@
 
 mod common;
 
-use std::sync::Mutex;
-
 use gguf_loader::gguf::{auto_gpu_layers, inspect, MemoryEstimate};
 use gguf_loader::loader::{LlamaLibrary, PluginSelection, VariantDirectory};
 use gguf_loader::{Context, ContextParams, Model, ModelParams};
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        if record.target() == "llama.cpp" {
-            LINES.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
 /// The sum of the MiB figures of the log lines containing `needle` (Gemma 3 logs one KV buffer
 /// for its global layers and one for its sliding-window layers).
 fn logged_mib(needle: &str) -> f64 {
-    let lines = LINES.lock().unwrap();
+    let lines = common::LLAMA_LOG.lock().unwrap();
     let figures: Vec<f64> = lines
         .iter()
         .filter(|l| l.contains(needle))
@@ -53,9 +35,7 @@ fn logged_mib(needle: &str) -> f64 {
 /// smaller per-layer caches the estimate does not model).
 #[test]
 fn estimate_matches_what_llama_cpp_allocates() {
-    static LOGGER: Capture = Capture;
-    log::set_logger(&LOGGER).unwrap();
-    log::set_max_level(log::LevelFilter::Trace);
+    common::capture_llama_log(log::LevelFilter::Trace);
     let dir = VariantDirectory::open(&common::cpu_dir()).unwrap();
     let library = LlamaLibrary::load(&dir, PluginSelection::AllInDirectory).unwrap();
     for path in [common::smollm2(), common::gemma3()] {
@@ -64,7 +44,7 @@ fn estimate_matches_what_llama_cpp_allocates() {
         let estimate = MemoryEstimate::new(&file, n_ctx, 2);
         let model = Model::load(&library, &path, ModelParams::new()).unwrap();
         assert_eq!(estimate.weight_bytes(), model.size(), "{}", path.display());
-        LINES.lock().unwrap().clear();
+        common::LLAMA_LOG.lock().unwrap().clear();
         let _context =
             Context::new(&model, ContextParams::default().with_n_ctx(n_ctx as u32)).unwrap();
         let kv_mib = logged_mib("KV buffer size");

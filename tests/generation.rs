@@ -72,6 +72,20 @@ fn rust_ids(model: &Model, n: usize, n_ctx: u32, n_batch: u32, prompt: &str) -> 
         .collect()
 }
 
+/// Greedy sampling that can never end the generation (EOS/EOT banned).
+fn greedy_without_end(model: &Model) -> Sampler {
+    let ends: Vec<(Token, f32)> = [model.token_eos(), model.token_eot()]
+        .into_iter()
+        .flatten()
+        .map(|t| (t, f32::NEG_INFINITY))
+        .collect();
+    Sampler::builder(model)
+        .logit_bias(&ends)
+        .greedy()
+        .build()
+        .unwrap()
+}
+
 const PROMPT: &str = "The capital of France is Paris. The capital of Germany is";
 
 #[test]
@@ -194,16 +208,7 @@ fn stop_string_spanning_tokens_is_not_emitted() {
 fn cancellation_from_another_thread_stops_generation() {
     let model = smollm2();
     let mut ctx = context(&model, 2048, 512);
-    let eos: Vec<(Token, f32)> = [model.token_eos(), model.token_eot()]
-        .into_iter()
-        .flatten()
-        .map(|t| (t, f32::NEG_INFINITY))
-        .collect();
-    let mut sampler = Sampler::builder(&model)
-        .logit_bias(&eos)
-        .greedy()
-        .build()
-        .unwrap();
+    let mut sampler = greedy_without_end(&model);
     let handle = ctx.cancel_handle();
     let mut generation = ctx
         .generate(
@@ -230,16 +235,7 @@ fn cancellation_from_another_thread_stops_generation() {
 fn context_exhaustion_ends_with_a_typed_reason() {
     let model = smollm2();
     let mut ctx = context(&model, 48, 48);
-    let eos: Vec<(Token, f32)> = [model.token_eos(), model.token_eot()]
-        .into_iter()
-        .flatten()
-        .map(|t| (t, f32::NEG_INFINITY))
-        .collect();
-    let mut sampler = Sampler::builder(&model)
-        .logit_bias(&eos)
-        .greedy()
-        .build()
-        .unwrap();
+    let mut sampler = greedy_without_end(&model);
     let prompt_tokens = model.tokenize("Count from one:", true, true).unwrap().len();
     // llama.cpp rounds the context up (to 256 here).
     let n_ctx = ctx.n_ctx() as usize;

@@ -39,42 +39,6 @@ fn read_source(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("reading {}: {e}", full.display()))
 }
 
-/// Removes `/* */` and `//` comments (string and character literals are kept intact).
-fn strip_comments(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..]
-                    .find("*/")
-                    .map_or(bytes.len(), |e| i + 2 + e + 2);
-                out.push(' ');
-                i = end;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                i = text[i..].find('\n').map_or(bytes.len(), |e| i + e);
-            }
-            quote @ (b'"' | b'\'') => {
-                let start = i;
-                i += 1;
-                while i < bytes.len() && bytes[i] != quote {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i = (i + 1).min(bytes.len());
-                out.push_str(&text[start..i]);
-            }
-            _ => {
-                let len = text[i..].chars().next().map_or(1, char::len_utf8);
-                out.push_str(&text[i..i + len]);
-                i += len;
-            }
-        }
-    }
-    out
-}
-
 /// Removes preprocessor lines, with their `\` continuations.
 fn strip_preprocessor(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -545,7 +509,7 @@ fn type_mapping() {
 
 #[test]
 fn llama_table_matches_llama_h() {
-    let text = strip_preprocessor(&strip_comments(&read_source("include/llama.h")));
+    let text = strip_preprocessor(&common::strip_comments(&read_source("include/llama.h")));
     let (decls, errors) = declarations(&text, "LLAMA_API", "DEPRECATED");
     assert!(
         errors.is_empty(),
@@ -599,7 +563,7 @@ fn llama_table_matches_llama_h() {
 fn ggml_tables_match_ggml_headers() {
     let mut decls = Vec::new();
     for path in ["ggml/include/ggml.h", "ggml/include/ggml-backend.h"] {
-        let text = strip_preprocessor(&strip_comments(&read_source(path)));
+        let text = strip_preprocessor(&common::strip_comments(&read_source(path)));
         // Only the functions the tables name are checked, so declarations this parser does not
         // handle (function-pointer or array parameters) elsewhere in these headers are skipped.
         decls.extend(declarations(&text, "GGML_API", "GGML_DEPRECATED").0);
@@ -635,7 +599,7 @@ fn ggml_tables_match_ggml_headers() {
 #[test]
 fn cpu_module_table_matches_backend_impl_h() {
     let raw = read_source("ggml/src/ggml-backend-impl.h");
-    let text = join_continuations(&strip_comments(&raw));
+    let text = join_continuations(&common::strip_comments(&raw));
     let (decls, _) = declarations(&text, "GGML_BACKEND_API", "GGML_DEPRECATED");
 
     let mut differences = Vec::new();

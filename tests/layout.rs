@@ -836,42 +836,6 @@ fn enum_typedef_and_constant_values_match_the_header() {
 // ---------------------------------------------------------------------------------------------
 // Completeness against the header bodies and types.rs.
 
-/// Removes `/* */` and `//` comments (string and character literals are kept intact).
-fn strip_comments(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                let end = text[i + 2..]
-                    .find("*/")
-                    .map_or(bytes.len(), |e| i + 2 + e + 2);
-                out.push(' ');
-                i = end;
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'/') => {
-                i = text[i..].find('\n').map_or(bytes.len(), |e| i + e);
-            }
-            quote @ (b'"' | b'\'') => {
-                let start = i;
-                i += 1;
-                while i < bytes.len() && bytes[i] != quote {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
-                }
-                i = (i + 1).min(bytes.len());
-                out.push_str(&text[start..i]);
-            }
-            _ => {
-                let len = text[i..].chars().next().map_or(1, char::len_utf8);
-                out.push_str(&text[i..i + len]);
-                i += len;
-            }
-        }
-    }
-    out
-}
-
 fn is_ident(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_'
 }
@@ -1008,7 +972,7 @@ fn header_texts() -> Vec<(String, String)> {
     .map(|path| {
         let text = std::fs::read_to_string(source.join(path))
             .unwrap_or_else(|e| panic!("reading {path}: {e}"));
-        (path.to_string(), strip_comments(&text))
+        (path.to_string(), common::strip_comments(&text))
     })
     .collect()
 }
@@ -1114,7 +1078,7 @@ fn every_struct_is_covered() {
 
     let llama_h = std::fs::read_to_string(common::source_dir().join("include/llama.h"))
         .expect("reading llama.h");
-    let llama_h = strip_comments(&llama_h);
+    let llama_h = common::strip_comments(&llama_h);
     let mut defined = BTreeSet::new();
     let mut from = 0;
     while let Some(found) = llama_h[from..].find("struct ") {

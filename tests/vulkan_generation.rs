@@ -5,34 +5,14 @@
 
 mod common;
 
-use std::sync::Mutex;
-
 use gguf_loader::loader::{LlamaLibrary, PluginSelection, VariantDirectory};
 use gguf_loader::{
     Context, ContextParams, GenerateOptions, GpuLayers, Model, ModelParams, Sampler,
 };
 
-static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Capture;
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record) {
-        if record.target() == "llama.cpp" {
-            LINES.lock().unwrap().push(record.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-
 #[test]
 fn generation_runs_on_lavapipe_and_matches_the_cpu() {
-    static LOGGER: Capture = Capture;
-    log::set_logger(&LOGGER).unwrap();
-    log::set_max_level(log::LevelFilter::Info);
+    common::capture_llama_log(log::LevelFilter::Info);
     // Set before llama.cpp is loaded; this binary has one test.
     std::env::set_var("GGML_VK_VISIBLE_DEVICES", "0");
     let dir = VariantDirectory::open(&common::vulkan_dir()).expect("vulkan variant");
@@ -55,7 +35,7 @@ fn generation_runs_on_lavapipe_and_matches_the_cpu() {
     .unwrap();
     let n_layer = model.n_layer();
     {
-        let lines = LINES.lock().unwrap();
+        let lines = common::LLAMA_LOG.lock().unwrap();
         let offload = lines
             .iter()
             .find(|l| l.contains("offloaded"))

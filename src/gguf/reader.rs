@@ -40,14 +40,18 @@ impl<R: Read> Cursor<R> {
             return Err(self.truncated(what));
         }
         let mut buffer = [0u8; N];
-        self.inner
-            .read_exact(&mut buffer)
-            .map_err(|e| GgufError::Io {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        self.position += N as u64;
+        self.fill(&mut buffer)?;
         Ok(buffer)
+    }
+
+    /// Reads exactly `buffer.len()` bytes (the caller checked they are within the file).
+    fn fill(&mut self, buffer: &mut [u8]) -> Result<(), GgufError> {
+        self.inner.read_exact(buffer).map_err(|e| GgufError::Io {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        self.position += buffer.len() as u64;
+        Ok(())
     }
 
     fn truncated(&self, what: &str) -> GgufError {
@@ -98,13 +102,7 @@ impl<R: Read> Cursor<R> {
             });
         }
         let mut buffer = vec![0u8; len as usize];
-        self.inner
-            .read_exact(&mut buffer)
-            .map_err(|e| GgufError::Io {
-                path: self.path.clone(),
-                reason: e.to_string(),
-            })?;
-        self.position += len;
+        self.fill(&mut buffer)?;
         String::from_utf8(buffer).map_err(|e| GgufError::Corrupt {
             path: self.path.clone(),
             offset: at,

@@ -176,3 +176,63 @@ pub fn c_greedy_ids(
         .map(|l| l.trim().parse().unwrap())
         .collect()
 }
+
+/// Removes `/* */` and `//` comments (string and character literals are kept intact).
+pub fn strip_comments(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                let end = text[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |e| i + 2 + e + 2);
+                out.push(' ');
+                i = end;
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i = text[i..].find('\n').map_or(bytes.len(), |e| i + e);
+            }
+            quote @ (b'"' | b'\'') => {
+                let start = i;
+                i += 1;
+                while i < bytes.len() && bytes[i] != quote {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i = (i + 1).min(bytes.len());
+                out.push_str(&text[start..i]);
+            }
+            _ => {
+                let len = text[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&text[i..i + len]);
+                i += len;
+            }
+        }
+    }
+    out
+}
+
+/// Records of the `llama.cpp` log target, captured by [`capture_llama_log`].
+pub static LLAMA_LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct LlamaLogCapture;
+
+impl log::Log for LlamaLogCapture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        if record.target() == "llama.cpp" {
+            LLAMA_LOG.lock().unwrap().push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs a logger that keeps llama.cpp's log lines in [`LLAMA_LOG`] (once per process).
+pub fn capture_llama_log(level: log::LevelFilter) {
+    static LOGGER: LlamaLogCapture = LlamaLogCapture;
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(level);
+}
