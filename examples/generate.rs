@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gguf_loader::loader::{load_best, SearchPaths, SelectOptions};
+use gguf_loader::loader::{SearchPaths, SelectOptions, VariantKind};
 use gguf_loader::{
     Context, ContextParams, GenerateOptions, GpuLayers, Model, ModelParams, Sampler,
 };
@@ -134,31 +134,24 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         gguf_loader::loader::select::check_name("--variant", name)?;
         options.force = Some(name.clone());
     }
-    let selection = load_best(&options)?;
     let model_path = args.model.clone().unwrap_or_else(default_model);
     let n_ctx = 4096;
-    // GPU variants offload what fits unless told otherwise; CPU variants offload nothing.
-    let on_gpu = selection
-        .library
-        .directory()
-        .backends
-        .iter()
-        .any(|b| *b != gguf_loader::loader::Backend::Cpu);
     let gpu_layers = match args.gpu_layers.as_deref() {
-        None if on_gpu => GpuLayers::Auto { n_ctx },
-        None => GpuLayers::None,
-        Some("all") => GpuLayers::All,
-        Some("auto") => GpuLayers::Auto { n_ctx },
-        Some(n) => GpuLayers::Count(
-            n.parse()
-                .map_err(|_| format!("invalid --gpu-layers {n:?} (a number, all or auto)"))?,
-        ),
+        None | Some("auto") => None,
+        Some("all") => Some(GpuLayers::All),
+        Some(n) => Some(GpuLayers::Count(n.parse().map_err(|_| {
+            format!("invalid --gpu-layers {n:?} (a number, all or auto)")
+        })?)),
     };
-    let model = Model::load(
-        &selection.library,
-        &model_path,
-        ModelParams::new().with_gpu_layers(gpu_layers),
-    )?;
+    // GPU variants offload what fits unless told otherwise; CPU variants offload nothing. A
+    // variant the model cannot load on is skipped for the next one.
+    let (selection, model) = Model::load_best(&options, &model_path, |variant| {
+        let layers = match variant.kind() {
+            VariantKind::Gpu => gpu_layers.unwrap_or(GpuLayers::Auto { n_ctx }),
+            VariantKind::Cpu => GpuLayers::None,
+        };
+        ModelParams::new().with_gpu_layers(layers)
+    })?;
     let mut params =
         ContextParams::default().with_n_ctx(n_ctx.min(model.n_ctx_train().max(256) as u32));
     if let Some(threads) = args.threads {

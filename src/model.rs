@@ -445,6 +445,27 @@ impl Model {
         })
     }
 
+    /// Selects a variant and loads the model on it, falling back to the next candidate when the
+    /// model fails to load on a variant (e.g. out of GPU memory). `params` makes the parameters
+    /// for each variant tried (GPU layers for GPU variants, say).
+    ///
+    /// # Errors
+    /// `Error::Load(LoadError::NoUsableVariant)` listing every candidate and why it was rejected.
+    pub fn load_best(
+        options: &crate::loader::SelectOptions,
+        path: impl AsRef<Path>,
+        mut params: impl FnMut(&dyn crate::loader::LibraryVariant) -> ModelParams,
+    ) -> Result<(crate::loader::Selection, Model)> {
+        let path = path.as_ref();
+        // A file that fails the pre-flight fails on every variant: report it as it is.
+        crate::gguf::inspect(path)?;
+        let (selection, model) = crate::loader::load_best_with(options, |library, variant| {
+            Model::load(library, path, params(variant))
+                .map_err(|e| format!("model load failed: {e}"))
+        })?;
+        Ok((selection, model))
+    }
+
     /// The library this model was loaded with.
     pub fn library(&self) -> &LlamaLibrary {
         &self.inner.library

@@ -22,5 +22,5 @@ pub use discovery::{SearchPaths, VariantDirectory};
 pub use library::{cpu_module_score, Device, DeviceType, LlamaLibrary, PluginSelection};
 pub use manifest::Manifest;
 pub use raw::RawLibrary;
-pub use select::{load_best, rank, SelectOptions, Selection};
+pub use select::{load_best, load_best_with, rank, SelectOptions, Selection};
 pub use variant::{best_cpu, catalogue, Backend, Family, LibraryVariant, VariantKind};

@@ -7,6 +7,8 @@
 //! Environment (names kept from the older app):
 //! - `GGUF_BACKEND`: force a variant by name (`cpu`, `cpu-haswell`, `vulkan`, `cuda`, ...);
 //! - `GGUF_GPU_ENABLED=0`: never choose a GPU variant;
+//! - `GGUF_BACKEND_PREFERENCE=vulkan,cpu-haswell`: variants to try first, in order;
+//! - `GGUF_SMOKE_TEST=1`: smoke-test GPU variants in a child process first;
 //! - `GGUF_DEBUG=1`: log every selection step at `info` instead of `debug`.
 
 use crate::error::LoadError;
@@ -19,6 +21,8 @@ use crate::loader::variant::{best_cpu_module, catalogue, Family, LibraryVariant,
 pub const BACKEND_ENV: &str = "GGUF_BACKEND";
 /// Environment variable disabling GPUs when `0`/`false`/`no`/`off`.
 pub const GPU_ENABLED_ENV: &str = "GGUF_GPU_ENABLED";
+/// Environment variable giving variant names to try first, comma-separated.
+pub const PREFERENCE_ENV: &str = "GGUF_BACKEND_PREFERENCE";
 /// Environment variable making selection verbose.
 pub const DEBUG_ENV: &str = "GGUF_DEBUG";
 
@@ -62,6 +66,17 @@ impl SelectOptions {
                 reason: "expected 1/0, true/false, yes/no or on/off".into(),
             })?,
         };
+        let preference: Vec<String> = std::env::var(PREFERENCE_ENV)
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in &preference {
+            check_name(PREFERENCE_ENV, name)?;
+        }
         let smoke = std::env::var("GGUF_SMOKE_TEST")
             .ok()
             .and_then(|v| parse_bool(&v))
@@ -70,7 +85,7 @@ impl SelectOptions {
             search: SearchPaths::new(),
             force,
             gpu_enabled,
-            preference: Vec::new(),
+            preference,
             hardware: HardwareProfile::detect(),
             smoke_test: if smoke {
                 crate::loader::smoke::SmokeTest::current_exe()
@@ -199,6 +214,19 @@ pub struct Selection {
 /// # Errors
 /// `NoUsableVariant` with every candidate's reason.
 pub fn load_best(options: &SelectOptions) -> Result<Selection, LoadError> {
+    load_best_with(options, |_, _| Ok(())).map(|(selection, ())| selection)
+}
+
+/// Like [`load_best`], but `accept` has the last word on each loaded candidate (the safe API
+/// uses it to require that the model loads on the variant): its `Err(reason)` rejects the
+/// candidate and the walk goes on.
+///
+/// # Errors
+/// `NoUsableVariant` with every candidate's reason.
+pub fn load_best_with<T>(
+    options: &SelectOptions,
+    mut accept: impl FnMut(&LlamaLibrary, &dyn LibraryVariant) -> Result<T, String>,
+) -> Result<(Selection, T), LoadError> {
     let verbose = std::env::var_os(DEBUG_ENV).is_some_and(|v| v != "0");
     let level = if verbose {
         log::Level::Info
@@ -216,22 +244,52 @@ pub fn load_best(options: &SelectOptions) -> Result<Selection, LoadError> {
     }
     for candidate in rank(options) {
         let name = candidate.variant.name().to_string();
+        let variant = candidate.variant.as_ref();
         if let Err(reason) = candidate.verdict {
             log::log!(level, "variant {name}: skipped: {reason}");
             rejected.push((name, reason));
             continue;
         }
-        if candidate.variant.family() != Family::Upstream {
+        if variant.family() != Family::Upstream {
             rejected.push((name, "not loadable by this version".into()));
             continue;
         }
-        let kind = candidate.variant.directory_kind();
+        // After a GPU candidate was loaded and then rejected, its libraries stay in the process
+        // (one build per process); they carry the CPU backend, so CPU candidates run on them.
+        if let Some(current) =
+            LlamaLibrary::current().filter(|_| variant.kind() == VariantKind::Cpu)
+        {
+            if current.devices().iter().any(|d| d.backend == "CPU") {
+                let name = format!(
+                    "{name} (CPU backend of the loaded {} libraries)",
+                    current.directory().kind
+                );
+                match accept(&current, variant) {
+                    Ok(value) => {
+                        return Ok((
+                            Selection {
+                                library: current,
+                                variant: name,
+                                rejected,
+                            },
+                            value,
+                        ))
+                    }
+                    Err(reason) => {
+                        log::log!(level, "variant {name}: {reason}");
+                        rejected.push((name, reason));
+                        continue;
+                    }
+                }
+            }
+        }
+        let kind = variant.directory_kind();
         // A directory of the variant's own kind first; CPU variants can also be served by any
         // directory that has their module (a GPU directory carries the CPU modules too).
-        let serves = |d: &&crate::loader::VariantDirectory| match candidate.variant.cpu_module() {
+        let serves = |d: &&crate::loader::VariantDirectory| match variant.cpu_module() {
             Some(module) => d.cpu_modules.iter().any(|m| m == module),
             None => {
-                candidate.variant.kind() == VariantKind::Cpu
+                variant.kind() == VariantKind::Cpu
                     && d.backends.contains(&crate::loader::Backend::Cpu)
             }
         };
@@ -248,7 +306,7 @@ pub fn load_best(options: &SelectOptions) -> Result<Selection, LoadError> {
             rejected.push((name, reason));
             continue;
         };
-        let selection = match candidate.variant.cpu_module() {
+        let selection = match variant.cpu_module() {
             Some(module) => {
                 if !directory.cpu_modules.iter().any(|m| m == module) {
                     let reason =
@@ -260,50 +318,58 @@ pub fn load_best(options: &SelectOptions) -> Result<Selection, LoadError> {
             }
             None => PluginSelection::AllInDirectory,
         };
-        if let (Some(smoke), VariantKind::Gpu) = (&options.smoke_test, candidate.variant.kind()) {
-            let backend = candidate
-                .variant
-                .backends()
-                .iter()
-                .next_back()
-                .map_or("", |b| b.name());
-            if let Err(reason) = smoke.run(&directory.path, backend) {
+        let gpu_backend = variant
+            .backends()
+            .iter()
+            .next_back()
+            .copied()
+            .filter(|_| variant.kind() == VariantKind::Gpu);
+        if let (Some(smoke), Some(backend)) = (&options.smoke_test, gpu_backend) {
+            if let Err(reason) = smoke.run(&directory.path, backend.name()) {
                 log::log!(level, "variant {name}: {reason}");
                 rejected.push((name, reason));
                 continue;
             }
         }
-        match LlamaLibrary::load(directory, selection) {
-            Ok(library) => {
-                let wanted_backend = candidate.variant.backends().iter().next_back().copied();
-                if let Some(backend) =
-                    wanted_backend.filter(|_| candidate.variant.kind() == VariantKind::Gpu)
-                {
-                    let has_device = library
-                        .devices()
-                        .iter()
-                        .any(|d| d.backend.eq_ignore_ascii_case(backend.name()));
-                    if !has_device {
-                        let reason = format!("loaded, but its {backend} backend has no device");
-                        log::log!(level, "variant {name}: {reason}");
-                        rejected.push((name, reason));
-                        continue;
-                    }
-                }
+        let library = match LlamaLibrary::load(directory, selection) {
+            Ok(library) => library,
+            Err(error) => {
+                log::log!(level, "variant {name}: {error}");
+                rejected.push((name, error.to_string()));
+                continue;
+            }
+        };
+        if let Some(backend) = gpu_backend {
+            if !library
+                .devices()
+                .iter()
+                .any(|d| d.backend.eq_ignore_ascii_case(backend.name()))
+            {
+                let reason = format!("loaded, but its {backend} backend has no device");
+                log::log!(level, "variant {name}: {reason}");
+                rejected.push((name, reason));
+                continue;
+            }
+        }
+        match accept(&library, variant) {
+            Ok(value) => {
                 log::log!(
                     level,
                     "variant {name}: loaded from {}",
                     directory.path.display()
                 );
-                return Ok(Selection {
-                    library,
-                    variant: name,
-                    rejected,
-                });
+                return Ok((
+                    Selection {
+                        library,
+                        variant: name,
+                        rejected,
+                    },
+                    value,
+                ));
             }
-            Err(error) => {
-                log::log!(level, "variant {name}: {error}");
-                rejected.push((name, error.to_string()));
+            Err(reason) => {
+                log::log!(level, "variant {name}: {reason}");
+                rejected.push((name, reason));
             }
         }
     }
