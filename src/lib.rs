@@ -8,7 +8,16 @@
 //! 1. [`sys`]: `repr(C)` types and function tables of the pinned llama.h (one module per ABI
 //!    generation).
 //! 2. [`loader`]: variants, discovery, dlopen order, ABI verification, backend plugins.
-//! 3. [`hardware`]: CPU features and GPUs, as plain data.
+//! 3. [`hardware`]: CPU features, cores, memory and GPUs (Vulkan via ash, CUDA via the driver
+//!    library), as plain data.
+//! 4. [`gguf`]: a pure-Rust GGUF reader: validation, metadata, tensor table, memory estimate.
+//! 5. The safe API: [`Model`] (Send + Sync, cheap clone), [`Context`] (Send, not Sync),
+//!    [`Batch`], [`Sampler`] chains and streaming [`Context::generate`]. Every object keeps the
+//!    loaded library alive.
+//!
+//! Errors: [`LoadError`] (finding, opening and verifying libraries), [`Error`] (the safe API) and
+//! [`gguf::GgufError`] (model files); each names what is at fault and has a
+//! [`Category`] and a hint.
 //!
 //! ## Quick start
 //! ```no_run
@@ -46,3 +55,8 @@ pub use generate::{GenerateOptions, Generation, Piece, Prompt, StopReason, Summa
 pub use model::{GpuLayers, MetadataValue, Model, ModelParams, SamplingDefaults, SplitMode};
 pub use sampler::{Sampler, SamplerBuilder};
 pub use token::Token;
+
+/// The README's examples, compiled as doc tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
