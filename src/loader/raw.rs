@@ -49,38 +49,12 @@ impl RawLibrary {
         })
     }
 
-    /// Whether a library with this file name or soname is already mapped into the process.
-    pub fn is_resident(name: &str) -> bool {
-        #[cfg(unix)]
-        {
-            // SAFETY: RTLD_NOLOAD never maps anything or runs initialisers: it only returns a
-            // handle to an object that is already loaded (and the handle is closed on drop).
-            let handle = unsafe {
-                libloading::os::unix::Library::open(
-                    Some(name),
-                    libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_LOCAL | RTLD_NOLOAD,
-                )
-            };
-            handle.is_ok()
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = name;
-            false
-        }
-    }
-
     /// Keeps the library mapped for the rest of the process (llama.cpp keeps threads and
     /// registries inside it that must not be unmapped).
     pub fn leak(self) {
         std::mem::forget(self.library);
     }
 }
-
-#[cfg(target_os = "linux")]
-const RTLD_NOLOAD: std::ffi::c_int = 0x4;
-#[cfg(all(unix, not(target_os = "linux")))]
-const RTLD_NOLOAD: std::ffi::c_int = 0x10;
 
 impl SymbolSource for RawLibrary {
     fn path(&self) -> &Path {
