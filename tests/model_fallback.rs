@@ -5,35 +5,13 @@
 
 mod common;
 
-use gguf_loader::hardware::{GpuApi, GpuInfo, GpuType, HardwareProfile};
-use gguf_loader::loader::{SearchPaths, SelectOptions, VariantKind};
+use gguf_loader::loader::VariantKind;
 use gguf_loader::{GpuLayers, Model, ModelParams};
 
 #[test]
 fn model_load_failure_on_the_gpu_falls_back_to_the_cpu() {
     std::env::set_var("GGML_VK_VISIBLE_DEVICES", "0");
-    let mut hardware = HardwareProfile::detect();
-    hardware.gpus.push(GpuInfo {
-        api: GpuApi::Vulkan,
-        vendor_id: 0x1002,
-        name: "a GPU too small for the model".into(),
-        device_type: GpuType::Discrete,
-        memory_bytes: 1 << 20,
-        driver_version: 1,
-        compute_capability: None,
-        free_bytes: None,
-    });
-    let options = SelectOptions {
-        search: SearchPaths::new()
-            .with_dir(common::vulkan_dir())
-            .with_dir(common::cpu_dir())
-            .only_explicit(),
-        force: None,
-        gpu_enabled: true,
-        preference: Vec::new(),
-        hardware,
-        smoke_test: None,
-    };
+    let options = common::options_with_pretend_gpu(None);
     let (selection, model) = Model::load_best(&options, common::tiny_llama(), |variant| {
         match variant.kind() {
             VariantKind::Gpu => ModelParams::new()

@@ -6,9 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use gguf_loader::hardware::{GpuApi, GpuInfo, GpuType, HardwareProfile};
 use gguf_loader::loader::smoke::{run_if_requested, SmokeTest};
-use gguf_loader::loader::{load_best, SearchPaths, SelectOptions};
+use gguf_loader::loader::load_best;
 
 /// The child side: exits inside `run_if_requested` when the parent asked for a smoke test.
 #[test]
@@ -41,32 +40,11 @@ fn healthy_vulkan_variant_passes_in_a_child() {
 
 #[test]
 fn crashing_child_rejects_the_gpu_variant_and_falls_back() {
-    let mut hardware = HardwareProfile::detect();
-    hardware.gpus.push(GpuInfo {
-        api: GpuApi::Vulkan,
-        vendor_id: 0x1002,
-        name: "a GPU whose driver crashes".into(),
-        device_type: GpuType::Discrete,
-        memory_bytes: 8 << 30,
-        driver_version: 1,
-        compute_capability: None,
-        free_bytes: None,
-    });
-    let options = SelectOptions {
-        search: SearchPaths::new()
-            .with_dir(common::vulkan_dir())
-            .with_dir(common::cpu_dir())
-            .only_explicit(),
-        force: None,
-        gpu_enabled: true,
-        preference: Vec::new(),
-        hardware,
-        smoke_test: Some(SmokeTest {
-            program: "sh".into(),
-            args: vec!["-c".into(), "kill -SEGV $$".into()],
-            timeout: Duration::from_secs(30),
-        }),
-    };
+    let options = common::options_with_pretend_gpu(Some(SmokeTest {
+        program: "sh".into(),
+        args: vec!["-c".into(), "kill -SEGV $$".into()],
+        timeout: Duration::from_secs(30),
+    }));
     let selection = load_best(&options).expect("falls back to a CPU variant");
     let (_, reason) = selection
         .rejected

@@ -246,12 +246,16 @@ pub fn load_best_with<T>(
         let name = candidate.variant.name().to_string();
         let variant = candidate.variant.as_ref();
         if let Err(reason) = candidate.verdict {
-            log::log!(level, "variant {name}: skipped: {reason}");
-            rejected.push((name, reason));
+            reject(&mut rejected, level, name, reason);
             continue;
         }
         if variant.family() != Family::Upstream {
-            rejected.push((name, "not loadable by this version".into()));
+            reject(
+                &mut rejected,
+                level,
+                name,
+                "not loadable by this version".into(),
+            );
             continue;
         }
         // After a GPU candidate was loaded and then rejected, its libraries stay in the process
@@ -276,8 +280,7 @@ pub fn load_best_with<T>(
                         ))
                     }
                     Err(reason) => {
-                        log::log!(level, "variant {name}: {reason}");
-                        rejected.push((name, reason));
+                        reject(&mut rejected, level, name, reason);
                         continue;
                     }
                 }
@@ -302,8 +305,7 @@ pub fn load_best_with<T>(
                 "no `{kind}` variant directory found (searched {})",
                 display_roots(&options.search)
             );
-            log::log!(level, "variant {name}: {reason}");
-            rejected.push((name, reason));
+            reject(&mut rejected, level, name, reason);
             continue;
         };
         let selection = match variant.cpu_module() {
@@ -311,7 +313,7 @@ pub fn load_best_with<T>(
                 if !directory.cpu_modules.iter().any(|m| m == module) {
                     let reason =
                         format!("{} has no libggml-cpu-{module}", directory.path.display());
-                    rejected.push((name, reason));
+                    reject(&mut rejected, level, name, reason);
                     continue;
                 }
                 PluginSelection::CpuModule(module.to_string())
@@ -326,16 +328,14 @@ pub fn load_best_with<T>(
             .filter(|_| variant.kind() == VariantKind::Gpu);
         if let (Some(smoke), Some(backend)) = (&options.smoke_test, gpu_backend) {
             if let Err(reason) = smoke.run(&directory.path, backend.name()) {
-                log::log!(level, "variant {name}: {reason}");
-                rejected.push((name, reason));
+                reject(&mut rejected, level, name, reason);
                 continue;
             }
         }
         let library = match LlamaLibrary::load(directory, selection) {
             Ok(library) => library,
             Err(error) => {
-                log::log!(level, "variant {name}: {error}");
-                rejected.push((name, error.to_string()));
+                reject(&mut rejected, level, name, error.to_string());
                 continue;
             }
         };
@@ -346,8 +346,7 @@ pub fn load_best_with<T>(
                 .any(|d| d.backend.eq_ignore_ascii_case(backend.name()))
             {
                 let reason = format!("loaded, but its {backend} backend has no device");
-                log::log!(level, "variant {name}: {reason}");
-                rejected.push((name, reason));
+                reject(&mut rejected, level, name, reason);
                 continue;
             }
         }
@@ -368,12 +367,17 @@ pub fn load_best_with<T>(
                 ));
             }
             Err(reason) => {
-                log::log!(level, "variant {name}: {reason}");
-                rejected.push((name, reason));
+                reject(&mut rejected, level, name, reason);
             }
         }
     }
     Err(LoadError::NoUsableVariant { rejected })
+}
+
+/// Records why candidate `name` was rejected, and logs it.
+fn reject(rejected: &mut Vec<(String, String)>, level: log::Level, name: String, reason: String) {
+    log::log!(level, "variant {name}: {reason}");
+    rejected.push((name, reason));
 }
 
 fn display_roots(search: &SearchPaths) -> String {

@@ -236,3 +236,33 @@ pub fn capture_llama_log(level: log::LevelFilter) {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
 }
+
+/// Selection options for this machine plus one pretend discrete Vulkan GPU (AMD), searching
+/// only the vulkan and cpu variants: the vulkan variant is then the first candidate.
+pub fn options_with_pretend_gpu(
+    smoke_test: Option<gguf_loader::loader::smoke::SmokeTest>,
+) -> gguf_loader::loader::SelectOptions {
+    use gguf_loader::hardware::{GpuApi, GpuInfo, GpuType, HardwareProfile};
+    let mut hardware = HardwareProfile::detect();
+    hardware.gpus.push(GpuInfo {
+        api: GpuApi::Vulkan,
+        vendor_id: 0x1002,
+        name: "a pretend discrete GPU".into(),
+        device_type: GpuType::Discrete,
+        memory_bytes: 8 << 30,
+        driver_version: 1,
+        compute_capability: None,
+        free_bytes: None,
+    });
+    gguf_loader::loader::SelectOptions {
+        search: gguf_loader::loader::SearchPaths::new()
+            .with_dir(vulkan_dir())
+            .with_dir(cpu_dir())
+            .only_explicit(),
+        force: None,
+        gpu_enabled: true,
+        preference: Vec::new(),
+        hardware,
+        smoke_test,
+    }
+}
