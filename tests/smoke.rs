@@ -6,8 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use gguf_loader::loader::smoke::{run_if_requested, SmokeTest};
 use gguf_loader::loader::load_best;
+use gguf_loader::loader::smoke::{run_if_requested, SmokeTest};
 
 /// The child side: exits inside `run_if_requested` when the parent asked for a smoke test.
 #[test]
