@@ -161,15 +161,19 @@ pub fn rank(options: &SelectOptions) -> Vec<Candidate> {
             Candidate { variant, verdict }
         })
         .collect();
+    // ggml's score of each CPU module on this hardware, computed once (0 for other variants).
+    let cpu_scores: Vec<(String, u32)> = crate::loader::variant::cpu_isa_variants()
+        .into_iter()
+        .map(|v| (v.name().to_string(), v.ggml_score(hardware)))
+        .collect();
     let score = |c: &Candidate| -> (u32, u32) {
-        let cpu_score = crate::loader::variant::cpu_isa_variants()
-            .into_iter()
-            .find(|v| v.name() == c.variant.name())
-            .map(|v| v.ggml_score(hardware))
-            .unwrap_or(0);
+        let cpu_score = cpu_scores
+            .iter()
+            .find(|(name, _)| name == c.variant.name())
+            .map_or(0, |(_, score)| *score);
         (c.variant.priority(), cpu_score)
     };
-    candidates.sort_by_key(|c| std::cmp::Reverse(score(c)));
+    candidates.sort_by_cached_key(|c| std::cmp::Reverse(score(c)));
     // Names asked for come first: forced, then preference order.
     let wanted: Vec<String> = options
         .force
