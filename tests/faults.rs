@@ -8,6 +8,14 @@ use fake::FakeBuild;
 use gguf_loader::loader::{LlamaLibrary, PluginSelection, SearchPaths, VariantDirectory};
 use gguf_loader::{Category, LoadError};
 
+/// Builds `fake` in a new directory (sonames made unique with `tag`) and returns the error
+/// loading it gives.
+fn load_fake(fake: FakeBuild, tag: &str) -> LoadError {
+    let dir = tempfile::tempdir().unwrap();
+    fake.build(dir.path(), tag);
+    load(dir.path()).expect_err("the fake build must not load")
+}
+
 fn load(dir: &std::path::Path) -> Result<LlamaLibrary, LoadError> {
     let directory = VariantDirectory::open(dir)?;
     LlamaLibrary::load(&directory, PluginSelection::AllInDirectory)
@@ -61,13 +69,13 @@ fn dlopen_failure_names_the_file_and_the_reason() {
 
 #[test]
 fn wrong_ggml_version_is_an_abi_mismatch() {
-    let dir = tempfile::tempdir().unwrap();
-    FakeBuild {
-        ggml_version: "0.9.9".into(),
-        ..Default::default()
-    }
-    .build(dir.path(), "ggmlver");
-    match load(dir.path()).unwrap_err() {
+    match load_fake(
+        FakeBuild {
+            ggml_version: "0.9.9".into(),
+            ..Default::default()
+        },
+        "ggmlver",
+    ) {
         LoadError::AbiMismatch {
             path,
             check,
@@ -85,13 +93,13 @@ fn wrong_ggml_version_is_an_abi_mismatch() {
 
 #[test]
 fn wrong_llama_version_is_an_abi_mismatch() {
-    let dir = tempfile::tempdir().unwrap();
-    FakeBuild {
-        llama_version: "0.5.1".into(),
-        ..Default::default()
-    }
-    .build(dir.path(), "llamaver");
-    let error = load(dir.path()).unwrap_err();
+    let error = load_fake(
+        FakeBuild {
+            llama_version: "0.5.1".into(),
+            ..Default::default()
+        },
+        "llamaver",
+    );
     match &error {
         LoadError::AbiMismatch {
             path,
@@ -115,13 +123,13 @@ fn wrong_llama_version_is_an_abi_mismatch() {
 
 #[test]
 fn absent_version_function_is_reported_as_foreign() {
-    let dir = tempfile::tempdir().unwrap();
-    FakeBuild {
-        omit: vec!["llama_version".into()],
-        ..Default::default()
-    }
-    .build(dir.path(), "nover");
-    match load(dir.path()).unwrap_err() {
+    match load_fake(
+        FakeBuild {
+            omit: vec!["llama_version".into()],
+            ..Default::default()
+        },
+        "nover",
+    ) {
         LoadError::AbiMismatch { check, found, .. } => {
             assert_eq!(check, "llama_version()");
             assert!(found.contains("not exported"), "{found}");
@@ -132,13 +140,13 @@ fn absent_version_function_is_reported_as_foreign() {
 
 #[test]
 fn missing_fingerprint_symbol_is_an_abi_mismatch() {
-    let dir = tempfile::tempdir().unwrap();
-    FakeBuild {
-        omit: vec!["llama_batch_ext_init".into()],
-        ..Default::default()
-    }
-    .build(dir.path(), "finger");
-    match load(dir.path()).unwrap_err() {
+    match load_fake(
+        FakeBuild {
+            omit: vec!["llama_batch_ext_init".into()],
+            ..Default::default()
+        },
+        "finger",
+    ) {
         LoadError::AbiMismatch { check, found, .. } => {
             assert_eq!(check, "symbol fingerprint");
             assert!(found.contains("llama_batch_ext_init"), "{found}");
@@ -149,13 +157,13 @@ fn missing_fingerprint_symbol_is_an_abi_mismatch() {
 
 #[test]
 fn missing_required_symbol_names_library_and_symbol() {
-    let dir = tempfile::tempdir().unwrap();
-    FakeBuild {
-        omit: vec!["llama_decode".into()],
-        ..Default::default()
-    }
-    .build(dir.path(), "nodecode");
-    match load(dir.path()).unwrap_err() {
+    match load_fake(
+        FakeBuild {
+            omit: vec!["llama_decode".into()],
+            ..Default::default()
+        },
+        "nodecode",
+    ) {
         LoadError::MissingSymbol { path, symbol } => {
             assert!(path.ends_with("libllama.so"), "{path:?}");
             assert_eq!(symbol, "llama_decode");
