@@ -8,6 +8,7 @@
 //! Each configuration runs in its own child process (one llama.cpp build per process). The C
 //! reference (tests/c/greedy.c) is compiled with `cc` against the pinned headers.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
@@ -25,7 +26,40 @@ struct Options {
     repeat: usize,
 }
 
-fn parse() -> Result<(Options, Option<String>), String> {
+const USAGE: &str =
+    "usage: bench [--model PATH] [--threads T] [--prompt-tokens N] [--gen-tokens N] [--repeat R]";
+
+const OPTIONS: &str = "\
+Compares the chosen CPU module with the portable x64 one, and this crate's generation loop with
+the same loop in C, on the same libraries, model and threads.
+
+options:
+      --model PATH          GGUF model (default: $GGUF_LOADER_SMOLLM2, else the cached SmolLM2)
+      --threads T           threads (default 2)
+      --prompt-tokens N     prompt length for prompt processing (default 256)
+      --gen-tokens N        tokens to generate (default 64)
+      --repeat R            runs per configuration, the best counts (default 3)
+  -h, --help                print this help";
+
+/// The value of option `flag`.
+fn value(parser: &mut lexopt::Parser, flag: &str) -> Result<OsString, String> {
+    parser.value().map_err(|_| format!("{flag} needs a value"))
+}
+
+/// `value` as a number, or "bad --flag".
+fn number<T: std::str::FromStr>(value: OsString, flag: &str) -> Result<T, String> {
+    value
+        .to_str()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("bad {flag}"))
+}
+
+/// Parses the arguments (without the program name): the options and the internal
+/// `--child-module`, or `Ok(None)` when help was asked for.
+fn parse(
+    raw: impl IntoIterator<Item = OsString>,
+) -> Result<Option<(Options, Option<String>)>, String> {
+    use lexopt::Arg::{Long, Short, Value};
     let mut options = Options {
         model: std::env::var_os("GGUF_LOADER_SMOLLM2")
             .map(PathBuf::from)
@@ -39,24 +73,34 @@ fn parse() -> Result<(Options, Option<String>), String> {
         repeat: 3,
     };
     let mut child = None;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = || it.next().ok_or(format!("{arg} needs a value"));
-        match arg.as_str() {
-            "--model" => options.model = value()?.into(),
-            "--threads" => options.threads = value()?.parse().map_err(|_| "bad --threads")?,
-            "--prompt-tokens" => {
-                options.prompt_tokens = value()?.parse().map_err(|_| "bad --prompt-tokens")?
+    let mut parser = lexopt::Parser::from_args(raw);
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        let flag = match &arg {
+            Short(c) => format!("-{c}"),
+            Long(name) => format!("--{name}"),
+            Value(value) => value.to_string_lossy().into_owned(),
+        };
+        match arg {
+            Long("model") => options.model = value(&mut parser, &flag)?.into(),
+            Long("threads") => options.threads = number(value(&mut parser, &flag)?, &flag)?,
+            Long("prompt-tokens") => {
+                options.prompt_tokens = number(value(&mut parser, &flag)?, &flag)?
             }
-            "--gen-tokens" => {
-                options.gen_tokens = value()?.parse().map_err(|_| "bad --gen-tokens")?
+            Long("gen-tokens") => options.gen_tokens = number(value(&mut parser, &flag)?, &flag)?,
+            Long("repeat") => options.repeat = number(value(&mut parser, &flag)?, &flag)?,
+            Long("child-module") => {
+                child = Some(
+                    value(&mut parser, &flag)?
+                        .into_string()
+                        .map_err(|v| format!("bad {flag} {v:?}"))?,
+                )
             }
-            "--repeat" => options.repeat = value()?.parse().map_err(|_| "bad --repeat")?,
-            "--child-module" => child = Some(value()?),
-            other => return Err(format!("unknown option {other}")),
+            Short('h') | Long("help") => return Ok(None),
+            Short(_) | Long(_) => return Err(format!("unknown option {flag}")),
+            Value(_) => return Err(format!("unexpected argument {flag:?}")),
         }
     }
-    Ok((options, child))
+    Ok(Some((options, child)))
 }
 
 /// The text prompt both generation loops (Rust and C) run on.
@@ -223,8 +267,12 @@ fn c_generation(options: &Options, dir: &Path) -> Result<f64, String> {
 }
 
 fn main() -> ExitCode {
-    let (options, child_module) = match parse() {
-        Ok(v) => v,
+    let (options, child_module) = match parse(std::env::args_os().skip(1)) {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            println!("{USAGE}\n\n{OPTIONS}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(2);

@@ -5,15 +5,56 @@
 //! doctor [--json]
 //! ```
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use gguf_loader::hardware::{CudaDriver, HardwareProfile};
-use gguf_loader::loader::{cpu_module_score, discovery, load_best, rank, SelectOptions};
+use gguf_loader::loader::{cpu_module_score, discovery, load_best, rank, Backend, SelectOptions};
 use serde_json::json;
+
+const USAGE: &str = "usage: doctor [--json]";
+
+const OPTIONS: &str = "\
+Prints the detected hardware, every known variant with the reason it is (un)available, ggml's
+score for each CPU module found and the variant that would be picked. Exits 1 when none loads.
+
+options:
+      --json    print the report as JSON
+  -h, --help    print this help";
+
+/// Parses the arguments (without the program name): `Ok(Some(as_json))`, or `Ok(None)` when
+/// help was asked for.
+fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<bool>, String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut parser = lexopt::Parser::from_args(raw);
+    let mut as_json = false;
+    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
+        match arg {
+            Long("json") => as_json = true,
+            Short('h') | Long("help") => return Ok(None),
+            Short(c) => return Err(format!("unknown option -{c}\n{USAGE}")),
+            Long(name) => return Err(format!("unknown option --{name}\n{USAGE}")),
+            Value(value) => {
+                return Err(format!("unexpected argument {value:?}\n{USAGE}"));
+            }
+        }
+    }
+    Ok(Some(as_json))
+}
 
 fn main() -> ExitCode {
     gguf_loader::loader::smoke::run_if_requested();
-    let as_json = std::env::args().skip(1).any(|a| a == "--json");
+    let as_json = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(as_json)) => as_json,
+        Ok(None) => {
+            println!("{USAGE}\n\n{OPTIONS}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let options = match SelectOptions::from_env() {
         Ok(options) => options,
         Err(error) => {
@@ -52,9 +93,9 @@ fn main() -> ExitCode {
         .collect();
 
     let mut scores = Vec::new();
-    if let Some(cpu_dir) = directories.iter().find(|d| d.kind == "cpu") {
+    if let Some(cpu_dir) = directories.iter().find(|d| d.kind == Backend::Cpu.name()) {
         for module in &cpu_dir.cpu_modules {
-            let path = discovery::plugin_path(&cpu_dir.path, &format!("ggml-cpu-{module}"));
+            let path = discovery::cpu_module_path(&cpu_dir.path, module);
             let score = cpu_module_score(&path).map_err(|e| e.to_string());
             scores.push(json!({ "module": module, "score": score.as_ref().ok(), "error": score.as_ref().err() }));
         }

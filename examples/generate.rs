@@ -8,6 +8,7 @@
 //! streamed to stdout; the chosen variant and tokens/s go to stderr. Any failure exits non-zero
 //! with a one-line error.
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,6 +19,27 @@ use gguf_loader::{
 };
 
 const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] PROMPT";
+
+const OPTIONS: &str = "\
+Streams a completion of PROMPT (tokenized as is, no chat template) to stdout; the chosen variant
+and tokens/s go to stderr.
+
+options:
+  -m, --model PATH          GGUF model (default: $GGUF_LOADER_SMOLLM2, else the cached SmolLM2)
+  -n, --n-predict N         tokens to generate (default 64)
+      --greedy              greedy sampling (excludes the sampling options below)
+      --temp T              temperature (default 0.8)
+      --top-k K             top-k (default 40)
+      --top-p P             top-p (default 0.95)
+      --min-p P             min-p (default 0.05)
+      --repeat-penalty R    repetition penalty over the last 64 tokens (default 1.0)
+      --seed S              sampling seed (default 42)
+  -t, --threads T           threads (default: llama.cpp's)
+      --variant NAME        force a variant (cpu, cpu-haswell, vulkan, ...)
+      --variant-dir DIR     search only this directory for variants
+  -ngl, --gpu-layers N      layers to offload on a GPU variant: a number, all or auto (default)
+      --token-ids           print token ids, one per line, instead of text
+  -h, --help                print this help";
 
 #[derive(Debug)]
 struct Args {
@@ -38,7 +60,38 @@ struct Args {
     prompt: String,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// How an option is written on the command line, for messages.
+fn flag_name(arg: &lexopt::Arg) -> String {
+    match arg {
+        lexopt::Arg::Short(c) => format!("-{c}"),
+        lexopt::Arg::Long(name) => format!("--{name}"),
+        lexopt::Arg::Value(value) => value.to_string_lossy().into_owned(),
+    }
+}
+
+/// The value of option `flag`, parsed.
+fn value<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, String> {
+    let raw = parser
+        .value()
+        .map_err(|_| format!("{flag} needs a value"))?;
+    let text = raw
+        .into_string()
+        .map_err(|raw| format!("invalid value for {flag}: {raw:?}"))?;
+    text.parse()
+        .map_err(|_| format!("invalid value for {flag}: {text:?}"))
+}
+
+/// The value of option `flag` as a path (any bytes).
+fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, String> {
+    parser
+        .value()
+        .map(PathBuf::from)
+        .map_err(|_| format!("{flag} needs a value"))
+}
+
+/// Parses the arguments (without the program name); `Ok(None)` when help was asked for.
+fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, String> {
+    use lexopt::Arg::{Long, Short, Value};
     let mut args = Args {
         model: None,
         n: 64,
@@ -56,64 +109,66 @@ fn parse_args() -> Result<Args, String> {
         token_ids: false,
         prompt: String::new(),
     };
+    // llama.cpp's `-ngl` is one option, not -n -g -l: spell it the long way for the parser.
+    let raw = raw.into_iter().map(|arg| {
+        if arg == "-ngl" {
+            OsString::from("--gpu-layers")
+        } else {
+            arg
+        }
+    });
+    let mut parser = lexopt::Parser::from_args(raw);
     let mut prompt = None;
-    let mut it = std::env::args().skip(1);
-    fn value<T: std::str::FromStr>(
-        it: &mut impl Iterator<Item = String>,
-        flag: &str,
-    ) -> Result<T, String> {
-        let v = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        v.parse()
-            .map_err(|_| format!("invalid value for {flag}: {v:?}"))
-    }
     let mut sampling_flag = false;
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--model" | "-m" => args.model = Some(value(&mut it, &arg)?),
-            "-n" | "--n-predict" => args.n = value(&mut it, &arg)?,
-            "--greedy" => args.greedy = true,
-            "--temp" => {
-                args.temp = value(&mut it, &arg)?;
+    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
+        let flag = flag_name(&arg);
+        match arg {
+            Long("model") | Short('m') => args.model = Some(path_value(&mut parser, &flag)?),
+            Short('n') | Long("n-predict") => args.n = value(&mut parser, &flag)?,
+            Long("greedy") => args.greedy = true,
+            Long("temp") => {
+                args.temp = value(&mut parser, &flag)?;
                 sampling_flag = true;
             }
-            "--top-k" => {
-                args.top_k = value(&mut it, &arg)?;
+            Long("top-k") => {
+                args.top_k = value(&mut parser, &flag)?;
                 sampling_flag = true;
             }
-            "--top-p" => {
-                args.top_p = value(&mut it, &arg)?;
+            Long("top-p") => {
+                args.top_p = value(&mut parser, &flag)?;
                 sampling_flag = true;
             }
-            "--min-p" => {
-                args.min_p = value(&mut it, &arg)?;
+            Long("min-p") => {
+                args.min_p = value(&mut parser, &flag)?;
                 sampling_flag = true;
             }
-            "--repeat-penalty" => {
-                args.repeat_penalty = value(&mut it, &arg)?;
+            Long("repeat-penalty") => {
+                args.repeat_penalty = value(&mut parser, &flag)?;
                 sampling_flag = true;
             }
-            "--seed" => args.seed = value(&mut it, &arg)?,
-            "--threads" | "-t" => args.threads = Some(value(&mut it, &arg)?),
-            "--variant" => args.variant = Some(value(&mut it, &arg)?),
-            "--variant-dir" => args.variant_dir = Some(value(&mut it, &arg)?),
-            "--token-ids" => args.token_ids = true,
-            "--gpu-layers" | "-ngl" => args.gpu_layers = Some(value(&mut it, &arg)?),
-            "-h" | "--help" => return Err(USAGE.into()),
-            flag if flag.starts_with('-') && flag.len() > 1 => {
-                return Err(format!("unknown option {flag}\n{USAGE}"))
-            }
-            _ => {
-                if prompt.replace(arg).is_some() {
+            Long("seed") => args.seed = value(&mut parser, &flag)?,
+            Long("threads") | Short('t') => args.threads = Some(value(&mut parser, &flag)?),
+            Long("variant") => args.variant = Some(value(&mut parser, &flag)?),
+            Long("variant-dir") => args.variant_dir = Some(path_value(&mut parser, &flag)?),
+            Long("token-ids") => args.token_ids = true,
+            Long("gpu-layers") => args.gpu_layers = Some(value(&mut parser, &flag)?),
+            Short('h') | Long("help") => return Ok(None),
+            Value(text) => {
+                let text = text
+                    .into_string()
+                    .map_err(|text| format!("PROMPT is not valid UTF-8: {text:?}"))?;
+                if prompt.replace(text).is_some() {
                     return Err(format!("only one PROMPT argument (quote it)\n{USAGE}"));
                 }
             }
+            Short(_) | Long(_) => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
     }
     if args.greedy && sampling_flag {
         return Err("--greedy excludes --temp/--top-k/--top-p/--min-p/--repeat-penalty".into());
     }
     args.prompt = prompt.ok_or_else(|| format!("missing PROMPT\n{USAGE}"))?;
-    Ok(args)
+    Ok(Some(args))
 }
 
 fn default_model() -> PathBuf {
@@ -216,8 +271,12 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 
 fn main() -> ExitCode {
     gguf_loader::loader::smoke::run_if_requested();
-    let args = match parse_args() {
-        Ok(args) => args,
+    let args = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}\n\n{OPTIONS}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::from(2);

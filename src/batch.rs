@@ -1,8 +1,11 @@
 //! [`Batch`]: tokens to decode, owned and capacity-checked in Rust.
 
 use crate::error::{Error, Result};
-use crate::sys::upstream::{llama_batch, llama_pos, llama_seq_id, llama_token};
+use crate::ffi::params::BatchArrays;
 use crate::token::Token;
+
+/// The C `llama_token`, `llama_pos` and `llama_seq_id` (all `int32_t`).
+type CInt = i32;
 
 /// A batch of tokens for [`crate::Context::decode`].
 ///
@@ -13,11 +16,11 @@ use crate::token::Token;
 pub struct Batch {
     capacity: usize,
     n_seq_max: usize,
-    tokens: Vec<llama_token>,
-    positions: Vec<llama_pos>,
+    tokens: Vec<CInt>,
+    positions: Vec<CInt>,
     n_seq_id: Vec<i32>,
     /// `capacity * n_seq_max` slots: row i holds token i's sequence ids.
-    seq_ids: Vec<llama_seq_id>,
+    seq_ids: Vec<CInt>,
     logits: Vec<i8>,
 }
 
@@ -107,6 +110,10 @@ impl Batch {
 
     /// Appends `tokens` at consecutive positions from `start` in sequence `seq_id`; only the last
     /// one outputs logits when `logits_last` is set.
+    ///
+    /// # Errors
+    /// `InvalidArgument` when the tokens do not all fit (nothing is written then), or as
+    /// [`Self::add`].
     pub fn add_sequence(
         &mut self,
         tokens: &[Token],
@@ -182,26 +189,24 @@ impl Batch {
             .map(|(i, _)| i)
     }
 
-    /// Calls `f` with a `llama_batch` view of this batch; the view's pointers are valid only
-    /// during the call.
-    pub(crate) fn with_raw<R>(&mut self, f: impl FnOnce(llama_batch) -> R) -> R {
+    /// Calls `f` with C arrays over this batch; the pointers are valid only during the call.
+    pub(crate) fn with_arrays<R>(&mut self, f: impl FnOnce(&BatchArrays) -> R) -> R {
         let n_seq_max = self.n_seq_max;
         let base = self.seq_ids.as_mut_ptr();
-        let mut rows: Vec<*mut llama_seq_id> = (0..self.tokens.len())
+        let mut rows: Vec<*mut CInt> = (0..self.tokens.len())
             // SAFETY: i < len <= capacity, so i * n_seq_max is inside `seq_ids`
             // (capacity * n_seq_max slots).
             .map(|i| unsafe { base.add(i * n_seq_max) })
             .collect();
-        let raw = llama_batch {
+        let arrays = BatchArrays {
             n_tokens: self.tokens.len() as i32,
             token: self.tokens.as_mut_ptr(),
-            embd: std::ptr::null_mut(),
             pos: self.positions.as_mut_ptr(),
             n_seq_id: self.n_seq_id.as_mut_ptr(),
             seq_id: rows.as_mut_ptr(),
             logits: self.logits.as_mut_ptr(),
         };
-        f(raw)
+        f(&arrays)
     }
 }
 

@@ -1,33 +1,9 @@
 //! Error types. Every error names what is at fault (path, symbol, version, parameter), belongs to
 //! a [`Category`] and carries an actionable [`hint`](LoadError::hint).
 
-use std::fmt;
 use std::path::PathBuf;
 
-/// Who can fix an error, roughly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Category {
-    /// The llama.cpp libraries are missing, broken or of the wrong build.
-    Installation,
-    /// The machine cannot run what was asked (CPU features, GPU, driver, memory).
-    Hardware,
-    /// The model file is missing, corrupt or unsupported.
-    Model,
-    /// A parameter, environment variable or call sequence is wrong.
-    Configuration,
-}
-
-impl fmt::Display for Category {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Category::Installation => "installation",
-            Category::Hardware => "hardware",
-            Category::Model => "model",
-            Category::Configuration => "configuration",
-        })
-    }
-}
+pub use crate::category::Category;
 
 /// Why a llama.cpp build could not be found, opened, verified or initialised.
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +111,15 @@ pub enum LoadError {
     },
 }
 
+impl From<crate::sys::MissingSymbol> for LoadError {
+    fn from(missing: crate::sys::MissingSymbol) -> Self {
+        LoadError::MissingSymbol {
+            path: missing.path,
+            symbol: missing.symbol,
+        }
+    }
+}
+
 fn display_paths(paths: &[PathBuf]) -> String {
     if paths.is_empty() {
         return "nowhere".into();
@@ -212,18 +197,6 @@ pub enum DecodeError {
     Failed(i32),
 }
 
-impl DecodeError {
-    /// Maps a non-zero return code of `llama_decode`/`llama_encode`.
-    pub fn from_code(code: i32) -> Self {
-        match code {
-            1 => DecodeError::NoKvSlot,
-            2 => DecodeError::Aborted,
-            -1 => DecodeError::InvalidBatch,
-            other => DecodeError::Failed(other),
-        }
-    }
-}
-
 /// Errors of the safe API (model, context, batch, sampler, generation).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -297,6 +270,54 @@ pub enum Error {
         /// Length of the valid prefix.
         valid_up_to: usize,
     },
+    /// The model (or context) cannot do this: no weights, no encoder, no output head, ...
+    #[error("{operation} is not supported here: {reason}")]
+    NotSupported {
+        /// What was attempted.
+        operation: &'static str,
+        /// Why it is not possible.
+        reason: String,
+    },
+    /// A sampler was used with a context of another model than the one it was built for.
+    #[error("the sampler was built for {sampler_model}, but the context runs {context_model}")]
+    ModelMismatch {
+        /// The sampler's model file.
+        sampler_model: std::path::PathBuf,
+        /// The context's model file.
+        context_model: std::path::PathBuf,
+    },
+    /// The chain's grammar does not allow the token (or any token) here.
+    #[error("grammar rejected {}: {reason}", token.map_or("every candidate".to_string(), |t| format!("token {t}")))]
+    GrammarRejected {
+        /// The rejected token (`None`: the grammar left no candidate).
+        token: Option<crate::Token>,
+        /// Why.
+        reason: String,
+    },
+    /// Sampling produced no usable token.
+    #[error("sampling failed: {reason}")]
+    Sampling {
+        /// Why.
+        reason: String,
+    },
+    /// An output index that the last decode did not produce.
+    #[error("{what} index {index} is not an output of the last decode (output rows: {rows:?}; negative indices count from the last output)")]
+    OutputOutOfRange {
+        /// Logits or embeddings.
+        what: &'static str,
+        /// The index asked for.
+        index: i32,
+        /// The batch indices that have outputs.
+        rows: Vec<i32>,
+    },
+    /// A sequence id outside `0..n_seq_max`.
+    #[error("sequence id {seq_id} is outside this context's 0..{n_seq_max}")]
+    SequenceOutOfRange {
+        /// The id.
+        seq_id: i32,
+        /// The context's number of sequences.
+        n_seq_max: u32,
+    },
     /// A user callback panicked; the panic was caught before it could reach C.
     #[error("the {callback} callback panicked")]
     CallbackPanicked {
@@ -322,6 +343,7 @@ impl Error {
                 Category::Model
             }
             Error::Unsupported { .. } => Category::Installation,
+            Error::NotSupported { .. } => Category::Model,
             Error::Decode(DecodeError::Failed(_)) | Error::Null { .. } => Category::Hardware,
             _ => Category::Configuration,
         }
@@ -341,6 +363,12 @@ impl Error {
             Error::Decode(_) => "see the llama.cpp log (target `llama.cpp`) for the cause",
             Error::Null { .. } => "see the llama.cpp log (target `llama.cpp`); often out of memory or an unsupported parameter",
             Error::Unsupported { .. } => "use the non-deprecated replacement function",
+            Error::NotSupported { .. } => "use a model that supports this (see the message), or another call",
+            Error::ModelMismatch { .. } => "build the sampler with the context's model (Sampler::builder(context.model()))",
+            Error::GrammarRejected { .. } => "sample with the grammar in the chain, or pass tokens the grammar allows",
+            Error::Sampling { .. } => "check the sampler parameters and the model's logits",
+            Error::OutputOutOfRange { .. } => "read outputs of tokens added with logits = true in the last decoded batch",
+            Error::SequenceOutOfRange { .. } => "use sequence ids below ContextParams::n_seq_max",
             Error::CallbackPanicked { .. } => "fix the panic in the callback",
             Error::InvalidUtf8 { .. } => "pass valid UTF-8, or use the byte-level function",
         }

@@ -283,8 +283,11 @@ impl Context {
     /// starts at position 0), feeding the prompt in chunks of `n_batch`.
     ///
     /// # Errors
-    /// `InvalidArgument` for an empty prompt or invalid tokens, `ContextOverflow` when the prompt
-    /// leaves no room to generate, decode errors.
+    /// `InvalidArgument` for an empty prompt, `TokenOutOfRange` for invalid tokens,
+    /// `ContextOverflow` when the prompt leaves no room in sequence 0 (`n_ctx_seq`),
+    /// `NotSupported` for a model without an output head, `ModelMismatch` for a sampler of
+    /// another model, decode errors. Encoder-decoder models encode the prompt (it must fit
+    /// `n_ubatch`) and decode from their decoder start token.
     pub fn generate<'a>(
         &'a mut self,
         prompt: impl Into<Prompt>,
@@ -307,10 +310,23 @@ impl Context {
         for token in &tokens {
             model.check_token(*token)?;
         }
-        if tokens.len() >= self.n_ctx() as usize {
+        if !model.has_output_head() {
+            return Err(Error::NotSupported {
+                operation: "generation",
+                reason: format!(
+                    "{} ({}) has no output head: it makes embeddings, not text",
+                    model.path().display(),
+                    model.architecture()
+                ),
+            });
+        }
+        sampler.check_model_of(self)?;
+        // The prompt goes into sequence 0, which holds n_ctx_seq tokens.
+        let room = self.n_ctx_seq() as usize;
+        if tokens.len() >= room {
             return Err(Error::ContextOverflow {
                 needed: tokens.len() + 1,
-                n_ctx: self.n_ctx(),
+                n_ctx: self.n_ctx_seq(),
             });
         }
         self.reset_cancellation();
@@ -320,7 +336,29 @@ impl Context {
         let mut batch = Batch::new(n_batch, 1)?;
         let started = Instant::now();
         let mut position = 0i32;
-        let chunks = tokens.chunks(n_batch);
+        let decoder_prompt: Vec<Token> = if model.has_encoder() {
+            // Encoder-decoder: the prompt is encoded, and the decoder starts from its start
+            // token.
+            if tokens.len() > self.n_ubatch() as usize {
+                return Err(Error::ContextOverflow {
+                    needed: tokens.len(),
+                    n_ctx: self.n_ubatch(),
+                });
+            }
+            batch.add_sequence(&tokens, 0, 0, false)?;
+            self.encode(&mut batch)?;
+            let start = model
+                .decoder_start_token()
+                .or_else(|| model.token_bos())
+                .ok_or(Error::NotSupported {
+                    operation: "generation",
+                    reason: "the model names no decoder start token and no BOS".into(),
+                })?;
+            vec![start]
+        } else {
+            tokens.clone()
+        };
+        let chunks = decoder_prompt.chunks(n_batch);
         let n_chunks = chunks.len();
         for (i, chunk) in chunks.enumerate() {
             batch.clear();
@@ -351,6 +389,9 @@ impl Context {
 
     /// The callback form of [`Context::generate`]: `on_piece` returns `ControlFlow::Break(())`
     /// to stop (reported as `StopReason::Cancelled`).
+    ///
+    /// # Errors
+    /// As [`Context::generate`], and the first error of a generation step.
     pub fn generate_with(
         &mut self,
         prompt: impl Into<Prompt>,
@@ -449,7 +490,7 @@ impl Generation<'_> {
         }
         if self.generated >= self.options.max_tokens {
             self.finished = Some(StopReason::MaxTokens);
-        } else if self.position as u32 >= self.context.n_ctx() {
+        } else if self.position as u32 >= self.context.n_ctx_seq() {
             self.finished = Some(StopReason::ContextFull);
         } else {
             self.pending_decode = Some(token);

@@ -34,6 +34,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod category;
 pub mod error;
 pub mod gguf;
 pub mod hardware;
@@ -43,6 +44,7 @@ pub mod sys;
 pub use error::{Category, LoadError};
 pub mod batch;
 pub mod context;
+mod ffi;
 pub mod generate;
 pub mod model;
 pub mod sampler;

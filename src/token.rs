@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::sys::upstream::llama_token;
+use crate::ffi::RawToken as llama_token;
 
 /// A token id of a model's vocabulary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

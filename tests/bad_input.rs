@@ -156,9 +156,9 @@ fn sequence_ids_beyond_n_seq_max() {
     batch.add(Token(5), 0, &[0, 1], true).unwrap();
     assert!(matches!(
         context.decode(&mut batch),
-        Err(Error::InvalidArgument {
-            parameter: "seq_ids",
-            ..
+        Err(Error::SequenceOutOfRange {
+            seq_id: 1,
+            n_seq_max: 1
         })
     ));
     let mut too_big = Batch::new(200, 1).unwrap();
@@ -187,6 +187,7 @@ fn interior_nul_bytes() {
     assert!(matches!(
         Sampler::builder(&model)
             .grammar("root ::= \"a\0b\"", "root")
+            .greedy()
             .build(),
         Err(Error::InvalidArgument {
             parameter: "grammar",

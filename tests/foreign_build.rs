@@ -1,10 +1,14 @@
 //! A real foreign llama.cpp build (v0.4.0 libraries from the npm package
 //! @node-llama-cpp/linux-x64@3.21.1) must be refused by the ABI check, in process, without a
-//! crash, with an error that names what was found and what was expected.
+//! crash, with an error that names what was found and what was expected; and selection from
+//! that one directory names the foreign build once, not once per CPU candidate.
 
 mod common;
 
-use gguf_loader::loader::{LlamaLibrary, PluginSelection, VariantDirectory};
+use gguf_loader::hardware::HardwareProfile;
+use gguf_loader::loader::{
+    load_best, LlamaLibrary, PluginSelection, SearchPaths, SelectOptions, VariantDirectory,
+};
 use gguf_loader::{Category, LoadError};
 
 #[test]
@@ -46,5 +50,50 @@ fn foreign_build_is_refused_with_found_and_expected() {
     let message = error.to_string();
     assert!(message.contains("foreign"), "{message}");
     eprintln!("foreign build refused: {message}");
+    assert!(LlamaLibrary::current().is_none(), "nothing was initialised");
+}
+
+#[test]
+fn selection_from_a_foreign_directory_names_it_once() {
+    let dir = common::required_path("GGUF_LOADER_FOREIGN_DIR");
+    let options = SelectOptions {
+        search: SearchPaths::new().with_dir(&dir).only_explicit(),
+        force: None,
+        gpu_enabled: false,
+        preference: Vec::new(),
+        hardware: HardwareProfile::detect(),
+        smoke_test: None,
+    };
+    let error = load_best(&options).unwrap_err();
+    let message = error.to_string();
+    eprintln!("{message}");
+    let LoadError::NoUsableVariant { rejected } = &error else {
+        panic!("expected NoUsableVariant, got {error:?}");
+    };
+    assert_eq!(
+        message.matches("is a foreign llama.cpp build").count(),
+        1,
+        "the foreign build is named exactly once: {message}"
+    );
+    let (first, _) = rejected
+        .iter()
+        .find(|(_, reason)| reason.contains("is a foreign llama.cpp build"))
+        .expect("a CPU candidate tried the directory");
+    let same = format!("same directory as {first}: rejected above");
+    let skipped: Vec<&String> = rejected
+        .iter()
+        .filter(|(_, reason)| *reason == same)
+        .map(|(name, _)| name)
+        .collect();
+    // At least cpu-auto (every plugin, served by any directory with a CPU backend) and cpu-x64
+    // (runs on every x86-64) come after the first.
+    assert!(
+        skipped.iter().any(|n| *n == "cpu-auto"),
+        "{skipped:?}: {message}"
+    );
+    assert!(
+        first == "cpu-x64" || skipped.iter().any(|n| *n == "cpu-x64"),
+        "{first} {skipped:?}: {message}"
+    );
     assert!(LlamaLibrary::current().is_none(), "nothing was initialised");
 }

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use gguf_build::{Builder, Value};
-use gguf_loader::gguf::{inspect, Family, GgufError, MemoryEstimate};
+use gguf_loader::gguf::{
+    inspect, inspect_bytes, Family, GgufError, MemoryEstimate, HEADER_MEMORY_LIMIT,
+};
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     let path = dir.join(name);
@@ -277,4 +279,93 @@ fn inconsistent_tensor_tables_are_refused() {
     let mut b = Builder::new("llama").f32_tensor("t", &[8]);
     b.tensors[0].bytes = 0;
     check(b, "short-data.gguf");
+}
+
+/// A metadata array of `count` one-byte (u8) elements, with the elements present in the file.
+fn byte_array(count: u64) -> Value {
+    Value::RawArray {
+        element_type: 0,
+        count,
+        bytes: vec![7; count as usize],
+    }
+}
+
+#[test]
+fn metadata_arrays_are_bounded_by_a_total_memory_budget() {
+    // Each element of an array becomes a Rust value of tens of bytes: ten million one-byte
+    // elements (a 10 MB file) would take over 256 MiB. Refused before anything is reserved,
+    // naming the key.
+    let start = Instant::now();
+    let bytes = small().kv("test.bytes", byte_array(10_000_000)).build();
+    match inspect_bytes(&bytes) {
+        Err(GgufError::HeaderTooLarge {
+            key, needed, limit, ..
+        }) => {
+            assert_eq!(key, "test.bytes");
+            assert_eq!(limit, HEADER_MEMORY_LIMIT);
+            assert!(needed > limit, "{needed} > {limit}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        start.elapsed().as_secs() < 5,
+        "refused without reading the elements"
+    );
+    // The budget is for the whole header: arrays each within it, together over it, fail at the
+    // one that crosses the limit.
+    let builder = small()
+        .kv("test.bytes.0", byte_array(5_000_000))
+        .kv("test.bytes.1", byte_array(5_000_000));
+    match inspect_bytes(&builder.build()) {
+        Err(GgufError::HeaderTooLarge { key, .. }) => assert_eq!(key, "test.bytes.1"),
+        other => panic!("{other:?}"),
+    }
+    // Below the budget the same kind of array is read.
+    let file = inspect_bytes(&small().kv("test.bytes", byte_array(100_000)).build()).unwrap();
+    assert_eq!(
+        file.get("test.bytes").unwrap().as_array().unwrap().len(),
+        100_000
+    );
+    let error = GgufError::HeaderTooLarge {
+        path: "m.gguf".into(),
+        key: "k".into(),
+        needed: 1,
+        limit: 0,
+    };
+    assert_eq!(error.category(), gguf_loader::Category::Model);
+    assert!(!error.hint().is_empty());
+}
+
+#[test]
+fn four_billion_one_byte_elements_are_refused_without_reserving_memory() {
+    // A sparse 5 GiB file whose only content is a header declaring an array of four billion u8
+    // elements: the count fits in the bytes left, so only the memory budget stops it (before it
+    // would reserve over 100 GiB).
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = small()
+        .kv(
+            "tokenizer.ggml.token_type",
+            Value::RawArray {
+                element_type: 0,
+                count: 4_000_000_000,
+                bytes: Vec::new(),
+            },
+        )
+        .build();
+    let path = dir.path().join("sparse.gguf");
+    std::fs::write(&path, &bytes).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(5 << 30)
+        .unwrap();
+    let start = Instant::now();
+    match inspect(&path) {
+        Err(GgufError::HeaderTooLarge { key, .. }) => {
+            assert_eq!(key, "tokenizer.ggml.token_type")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(start.elapsed().as_secs() < 5);
 }

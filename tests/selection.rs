@@ -1,12 +1,14 @@
-//! Variant ranking on injected hardware profiles (pure: no library is loaded).
+//! Variant ranking on injected hardware profiles (pure: no library is loaded; the fake
+//! directories below fail at dlopen, before any llama.cpp code could run).
 
 use std::collections::BTreeSet;
 
 use gguf_loader::hardware::{
     cuda_devices_from, CpuFeature, CpuInfo, CudaDriver, GpuApi, GpuInfo, GpuType, HardwareProfile,
 };
-use gguf_loader::loader::variant::{best_cpu_module, cpu_isa_variants};
-use gguf_loader::loader::{rank, LibraryVariant, SearchPaths, SelectOptions};
+use gguf_loader::loader::variant::{best_cpu_module, cpu_isa_variants, CPU_MODULES};
+use gguf_loader::loader::{load_best, rank, Backend, LibraryVariant, SearchPaths, SelectOptions};
+use gguf_loader::LoadError;
 
 use CpuFeature::*;
 
@@ -316,4 +318,116 @@ fn unknown_forced_variant_is_a_configuration_error() {
     let error = gguf_loader::loader::select::check_name("GGUF_BACKEND", "tpu").unwrap_err();
     assert_eq!(error.category(), gguf_loader::Category::Configuration);
     assert!(error.to_string().contains("cpu-haswell"), "{error}");
+}
+
+/// The rejections of a selection that found nothing.
+fn rejections(options: &SelectOptions) -> (Vec<(String, String)>, String) {
+    match load_best(options) {
+        Err(error @ LoadError::NoUsableVariant { .. }) => {
+            let message = error.to_string();
+            let LoadError::NoUsableVariant { rejected } = error else {
+                unreachable!()
+            };
+            (rejected, message)
+        }
+        Err(other) => panic!("expected NoUsableVariant, got {other}"),
+        Ok(selection) => panic!("nothing should load, got {}", selection.variant),
+    }
+}
+
+#[test]
+fn a_directory_that_fails_as_a_whole_is_named_once() {
+    // A "cpu" directory of empty files: every CPU module present, no library opens.
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![
+        "libggml-base.so".to_string(),
+        "libggml.so".into(),
+        "libllama.so".into(),
+    ];
+    files.extend(
+        CPU_MODULES
+            .iter()
+            .map(|(isa, _)| format!("lib{}.so", Backend::cpu_module_stem(isa))),
+    );
+    for name in &files {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    let hw = profile("linux", cpu("x86_64", &[HASWELL]), vec![], no_cuda());
+    let runnable: Vec<String> = rank(&options(hw.clone()))
+        .into_iter()
+        .filter(|c| c.verdict.is_ok())
+        .map(|c| c.variant.name().to_string())
+        .collect();
+    assert!(runnable.len() > 2, "{runnable:?}");
+    let mut opts = options(hw);
+    opts.search = SearchPaths::new().with_dir(dir.path()).only_explicit();
+    let (rejected, message) = rejections(&opts);
+    assert_eq!(
+        message.matches("cannot open").count(),
+        1,
+        "the broken directory is named once: {message}"
+    );
+    assert_eq!(
+        reason(&rejected, "cpu-haswell")
+            .matches("cannot open")
+            .count(),
+        1,
+        "the best CPU module finds out: {message}"
+    );
+    for name in &runnable[1..] {
+        assert_eq!(
+            reason(&rejected, name),
+            "same directory as cpu-haswell: rejected above",
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_missing_directory_kind_is_reported_in_full_once() {
+    let hw = profile("linux", cpu("x86_64", &[HASWELL]), vec![], no_cuda());
+    let mut opts = options(hw);
+    opts.search = SearchPaths::new()
+        .with_dir("/nonexistent/gguf-loader-variants")
+        .only_explicit();
+    let (rejected, message) = rejections(&opts);
+    assert_eq!(
+        message
+            .matches(
+                "no `cpu` variant directory found (searched /nonexistent/gguf-loader-variants)"
+            )
+            .count(),
+        1,
+        "{message}"
+    );
+    assert_eq!(
+        reason(&rejected, "cpu-x64"),
+        "no `cpu` variant directory found (as for cpu-haswell above)"
+    );
+}
+
+#[test]
+fn backends_come_from_one_table() {
+    assert_eq!(
+        Backend::ALL.map(Backend::name),
+        ["cuda", "metal", "vulkan", "cpu"]
+    );
+    assert_eq!(Backend::from_name("Vulkan"), Some(Backend::Vulkan));
+    assert_eq!(Backend::Vulkan.plugin_stem(), "ggml-vulkan");
+    // ggml registers Metal as "MTL" (GGML_METAL_NAME): device checks must use that name.
+    assert!(Backend::Metal.is_registry("MTL"));
+    assert!(Backend::Cpu.is_registry("CPU"));
+    assert!(!Backend::Cuda.is_registry("Vulkan"));
+    let gpu_variants: Vec<String> = gguf_loader::loader::catalogue()
+        .iter()
+        .filter(|v| v.family() == gguf_loader::loader::Family::Upstream)
+        .filter(|v| v.kind() == gguf_loader::loader::VariantKind::Gpu)
+        .map(|v| v.name().to_string())
+        .collect();
+    let gpu_backends: Vec<String> = Backend::ALL
+        .iter()
+        .filter(|b| b.kind() == gguf_loader::loader::VariantKind::Gpu)
+        .map(|b| b.name().to_string())
+        .collect();
+    assert_eq!(gpu_variants, gpu_backends);
 }

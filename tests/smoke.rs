@@ -1,13 +1,16 @@
 //! GPU variants smoke-tested in a child process: a healthy variant passes; a child that crashes
 //! (as a broken driver would) is rejected with its signal and selection falls back to the CPU,
-//! while the host process carries on.
+//! while the host process carries on; a child whose program forgot `run_if_requested` still
+//! answers the smoke test and never spawns a grandchild.
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gguf_loader::loader::load_best;
-use gguf_loader::loader::smoke::{run_if_requested, SmokeTest};
+use gguf_loader::hardware::{GpuApi, GpuInfo, GpuType, HardwareProfile};
+use gguf_loader::loader::smoke::{run_if_requested, SmokeTest, SMOKE_DIR_ENV};
+use gguf_loader::loader::{load_best, SearchPaths, SelectOptions};
 
 /// The child side: exits inside `run_if_requested` when the parent asked for a smoke test.
 #[test]
@@ -62,4 +65,178 @@ fn crashing_child_rejects_the_gpu_variant_and_falls_back() {
         .devices()
         .iter()
         .any(|d| d.backend == "CPU"));
+}
+
+/// Where the forgetful children below record that they started (one file per process).
+const MARKERS_ENV: &str = "GGUF_LOADER_TEST_SMOKE_MARKERS";
+/// The fake vulkan directory the forgetful children select from.
+const FAKE_DIR_ENV: &str = "GGUF_LOADER_TEST_SMOKE_FAKE_DIR";
+/// How deep in the process tree a forgetful child is (1: the child, 2: a grandchild).
+const DEPTH_ENV: &str = "GGUF_LOADER_TEST_SMOKE_DEPTH";
+
+/// A variant directory that looks like a vulkan build (empty files): discovery accepts it, and
+/// loading it fails at dlopen, before any llama.cpp code runs.
+fn fake_vulkan_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in [
+        "libggml-base.so",
+        "libggml.so",
+        "libllama.so",
+        "libggml-vulkan.so",
+    ] {
+        std::fs::write(dir.path().join(name), b"").unwrap();
+    }
+    dir
+}
+
+/// This test binary as a smoke-test child running the test `entry` (through `sh`, which puts
+/// the marker and fake directories into the child's environment).
+fn self_as_child(entry: &str, markers: &Path, fake_dir: &Path) -> SmokeTest {
+    let script = format!(
+        "{MARKERS_ENV}=\"$1\" {FAKE_DIR_ENV}=\"$2\" exec \"$0\" --exact {entry} --test-threads=1 --nocapture"
+    );
+    SmokeTest {
+        program: "sh".into(),
+        args: vec![
+            "-c".into(),
+            script,
+            std::env::current_exe().unwrap().display().to_string(),
+            markers.display().to_string(),
+            fake_dir.display().to_string(),
+        ],
+        timeout: Duration::from_secs(120),
+    }
+}
+
+/// Selection options whose first candidate is the vulkan variant of `fake_dir` (a pretend
+/// discrete GPU), smoke-tested with `smoke`.
+fn forgetful_options(fake_dir: &Path, smoke: SmokeTest) -> SelectOptions {
+    let mut hardware = HardwareProfile::detect();
+    hardware.gpus.push(GpuInfo {
+        api: GpuApi::Vulkan,
+        vendor_id: 0x1002,
+        name: "a pretend discrete GPU".into(),
+        device_type: GpuType::Discrete,
+        memory_bytes: 8 << 30,
+        driver_version: 1,
+        compute_capability: None,
+        free_bytes: None,
+    });
+    SelectOptions {
+        search: SearchPaths::new().with_dir(fake_dir).only_explicit(),
+        force: None,
+        gpu_enabled: true,
+        preference: Vec::new(),
+        hardware,
+        smoke_test: Some(smoke),
+    }
+}
+
+/// In a smoke-test child: records this process in the markers directory and returns its depth
+/// (a grandchild, which must never exist, exits at once so a regression cannot recurse).
+/// Elsewhere: `None`.
+fn enter_forgetful_child() -> Option<(PathBuf, PathBuf)> {
+    std::env::var_os(SMOKE_DIR_ENV)?;
+    let markers = PathBuf::from(std::env::var_os(MARKERS_ENV).expect("markers directory"));
+    let fake_dir = PathBuf::from(std::env::var_os(FAKE_DIR_ENV).expect("fake directory"));
+    let depth = std::env::var(DEPTH_ENV)
+        .ok()
+        .and_then(|d| d.parse::<u32>().ok())
+        .unwrap_or(0)
+        + 1;
+    // Inherited by any process this one starts.
+    std::env::set_var(DEPTH_ENV, depth.to_string());
+    std::fs::write(
+        markers.join(format!("depth-{depth}-pid-{}", std::process::id())),
+        b"",
+    )
+    .unwrap();
+    if depth > 1 {
+        std::process::exit(3);
+    }
+    Some((markers, fake_dir))
+}
+
+/// The child side of `a_forgetful_child_never_spawns_a_grandchild`: a program whose `main`
+/// forgot `run_if_requested` and selects a variant with smoke tests on, as its parent did.
+#[test]
+fn forgetful_child_entry() {
+    let Some((markers, fake_dir)) = enter_forgetful_child() else {
+        return;
+    };
+    let smoke = self_as_child("forgetful_child_entry", &markers, &fake_dir);
+    let _ = load_best(&forgetful_options(&fake_dir, smoke));
+    // Reaching this point means selection ran in the child instead of the smoke test.
+}
+
+/// The child side of `a_smoke_child_refuses_to_start_a_child`: calls `SmokeTest::run` itself.
+#[test]
+fn spawning_child_entry() {
+    let Some((markers, fake_dir)) = enter_forgetful_child() else {
+        return;
+    };
+    let error = self_as_child("spawning_child_entry", &markers, &fake_dir)
+        .run(&fake_dir, "vulkan")
+        .unwrap_err();
+    if error.contains("smoke test unavailable") && error.contains(SMOKE_DIR_ENV) {
+        std::process::exit(0);
+    }
+    eprintln!("unexpected: {error}");
+    std::process::exit(1);
+}
+
+/// The process tree's markers: one name per process that entered a forgetful child.
+fn markers_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_forgetful_child_never_spawns_a_grandchild() {
+    let markers = tempfile::tempdir().unwrap();
+    let fake = fake_vulkan_dir();
+    let smoke = self_as_child("forgetful_child_entry", markers.path(), fake.path());
+    // The parent's own selection: the vulkan candidate is smoke-tested in the forgetful child.
+    let outcome = load_best(&forgetful_options(fake.path(), smoke));
+    let rejected = match &outcome {
+        Ok(selection) => &selection.rejected,
+        Err(gguf_loader::LoadError::NoUsableVariant { rejected }) => rejected,
+        Err(other) => panic!("unexpected error {other}"),
+    };
+    let names = markers_in(markers.path());
+    assert_eq!(
+        names.len(),
+        1,
+        "exactly one child, no grandchild: {names:?}"
+    );
+    assert!(names[0].starts_with("depth-1-"), "{names:?}");
+    // The child answered the smoke test (its dlopen of the fake build failed) rather than
+    // running its main to the end.
+    let (_, reason) = rejected
+        .iter()
+        .find(|(n, _)| n == "vulkan")
+        .expect("vulkan was tried");
+    assert!(
+        reason.contains("smoke test failed") && reason.contains("cannot open"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_smoke_child_refuses_to_start_a_child() {
+    let markers = tempfile::tempdir().unwrap();
+    let fake = fake_vulkan_dir();
+    self_as_child("spawning_child_entry", markers.path(), fake.path())
+        .run(fake.path(), "vulkan")
+        .expect("the child's own SmokeTest::run refused to spawn");
+    let names = markers_in(markers.path());
+    assert_eq!(
+        names.len(),
+        1,
+        "exactly one child, no grandchild: {names:?}"
+    );
 }

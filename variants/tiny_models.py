@@ -5,6 +5,22 @@ tiny-llama.gguf: a 2-layer llama-architecture model (n_embd 64, 4 heads, vocabul
 tokens: <unk>, <s>, </s>, the 256 byte tokens and a few words) with seeded random F32 weights.
 Real llama.cpp loads it, tokenizes with it and generates from it; its output is noise, but it is
 deterministic for a given seed, which is what token-exactness tests need.
+
+tiny-bert.gguf: a 2-layer BERT embedding model (architecture "bert", n_embd 32, 4 heads):
+non-causal, mean pooling in its metadata, a WordPiece ("bert") vocabulary with [PAD] [UNK] [CLS]
+[SEP] [MASK], whole words and ## continuation pieces, two token types, and no output head: with
+embeddings enabled llama.cpp gives one pooled vector of n_embd floats per sequence.
+
+tiny-reranker.gguf: a 2-layer BERT reranker (n_embd 48, 3 heads) with the same vocabulary: rank
+pooling and a classification head (cls, cls.output) with two output labels, so llama.cpp gives
+n_cls_out = 2 scores per sequence (taken at the [CLS] token).
+
+tiny-t5.gguf: a T5 encoder-decoder model (architecture "t5", n_embd 32, 4 heads, 2 encoder and 2
+decoder layers, relative position buckets) with a unigram ("t5") vocabulary of <pad> </s> <unk>,
+pieces and sentinel tokens; the decoder starts from <pad>. llama_model_has_encoder is true for it:
+llama_encode runs the encoder, then llama_decode the decoder.
+
+Every model has seeded random F32 weights and is written the same, byte for byte, on each run.
 """
 import os
 import sys
@@ -21,6 +37,9 @@ WORDS = ["▁the", "▁a", "▁hello", "▁world", "▁cat", "▁dog", "▁is", 
          "▁of", "▁to", "ing", "ed", "s", "▁", ".", ",", "!", "?", "▁Once", "▁upon", "▁time",
          "▁there", "▁was", "▁little", "▁girl", "▁boy", "▁who", "▁liked", "▁to", "▁play",
          "▁in", "▁park", "▁sun", "▁day", "▁happy", "▁big", "▁red", "▁ball", "▁tree"]
+
+# The file names main() writes, in order (variants/provision checks for each).
+MODEL_FILES = ["tiny-llama.gguf", "tiny-bert.gguf", "tiny-reranker.gguf", "tiny-t5.gguf"]
 
 
 def vocabulary():
@@ -91,10 +110,235 @@ def write_tiny_llama(path, seed=1234):
     print(f"wrote {path} ({os.path.getsize(path)} bytes, {n_vocab} tokens)")
 
 
+# --- shared by the models below ------------------------------------------------------------------
+
+# Lower-case English words for the BERT and T5 vocabularies.
+COMMON_WORDS = (
+    "the a an and or but of to in on at by for with from as is are was were be been has have had "
+    "do does did not no yes it its this that these those he she they we you i me my your his her "
+    "their our who what which where when why how all any some one two three four five many more "
+    "most other such only own same so than too very can will just should now hello world cat dog "
+    "mat sun day time tree ball red big little happy girl boy park play liked once upon there "
+    "house water food book city music paris france capital river blue green fast slow good bad "
+    "new old first last long great small right left high low man woman child people year way "
+    "thing name word question answer search query document text model test").split()
+
+
+def _weights(rng):
+    def weight(*shape, scale=0.08):
+        return (rng.standard_normal(shape) * scale).astype(np.float32)
+    return weight
+
+
+def _finish(writer, path, n_vocab):
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    print(f"wrote {path} ({os.path.getsize(path)} bytes, {n_vocab} tokens)")
+
+
+# --- BERT: embedding model and reranker ----------------------------------------------------------
+
+BERT_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0..4
+BERT_PAD, BERT_UNK, BERT_CLS, BERT_SEP, BERT_MASK = range(5)
+BERT_CTX_TRAIN = 512
+BERT_TOKEN_TYPES = 2
+
+
+def bert_vocabulary():
+    """A WordPiece vocabulary, written as convert_hf_to_gguf.py writes BERT's: special tokens as
+    they are, '##' continuation pieces without the '##', every other piece with the phantom space
+    '▁' in front (llama.cpp's WPM tokenizer puts '▁' before each word it looks up)."""
+    pieces = list(COMMON_WORDS)
+    pieces += ["##s", "##es", "##ed", "##ing", "##er", "##ly", "##y", "##est", "##ness", "##ful"]
+    pieces += list("abcdefghijklmnopqrstuvwxyz0123456789")
+    pieces += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    pieces += list(".,!?;:'\"()-/")
+    tokens, types = list(BERT_SPECIALS), [3] * len(BERT_SPECIALS)  # CONTROL
+    seen = set(tokens)
+    for piece in pieces:
+        text = piece[2:] if piece.startswith("##") else "\u2581" + piece
+        if text in seen:
+            continue
+        seen.add(text)
+        tokens.append(text)
+        types.append(1)  # NORMAL
+    return tokens, types
+
+
+def write_tiny_bert(path, seed, name, n_embd, n_head, n_ff, n_layer, pooling, cls_labels=None):
+    rng = np.random.default_rng(seed)
+    weight = _weights(rng)
+    tokens, types = bert_vocabulary()
+    n_vocab = len(tokens)
+    writer = gguf.GGUFWriter(path, "bert")
+    writer.add_name(name)
+    writer.add_context_length(BERT_CTX_TRAIN)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_layer_norm_eps(1e-12)
+    writer.add_causal_attention(False)
+    writer.add_pooling_type(pooling)
+    if cls_labels:
+        writer.add_classifier_output_labels(cls_labels)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_token_type_count(BERT_TOKEN_TYPES)
+    writer.add_tokenizer_model("bert")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types(types)
+    writer.add_pad_token_id(BERT_PAD)
+    writer.add_unk_token_id(BERT_UNK)
+    writer.add_bos_token_id(BERT_CLS)  # [CLS] starts every sequence
+    writer.add_sep_token_id(BERT_SEP)
+    writer.add_mask_token_id(BERT_MASK)
+    writer.add_add_bos_token(True)
+    writer.add_add_sep_token(True)
+
+    ones = np.ones(n_embd, dtype=np.float32)
+    zeros = np.zeros(n_embd, dtype=np.float32)
+    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd, scale=0.5))
+    writer.add_tensor("token_types.weight", weight(BERT_TOKEN_TYPES, n_embd, scale=0.1))
+    writer.add_tensor("position_embd.weight", weight(BERT_CTX_TRAIN, n_embd, scale=0.1))
+    writer.add_tensor("token_embd_norm.weight", ones)
+    writer.add_tensor("token_embd_norm.bias", zeros)
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        for t in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            writer.add_tensor(p + t + ".weight", weight(n_embd, n_embd))
+            writer.add_tensor(p + t + ".bias", weight(n_embd, scale=0.02))
+        writer.add_tensor(p + "attn_output_norm.weight", ones)
+        writer.add_tensor(p + "attn_output_norm.bias", zeros)
+        writer.add_tensor(p + "ffn_up.weight", weight(n_ff, n_embd))
+        writer.add_tensor(p + "ffn_up.bias", weight(n_ff, scale=0.02))
+        writer.add_tensor(p + "ffn_down.weight", weight(n_embd, n_ff))
+        writer.add_tensor(p + "ffn_down.bias", weight(n_embd, scale=0.02))
+        writer.add_tensor(p + "layer_output_norm.weight", ones)
+        writer.add_tensor(p + "layer_output_norm.bias", zeros)
+    if cls_labels:
+        # The classification head: dense + tanh (cls), then one row per label (cls.output).
+        writer.add_tensor("cls.weight", weight(n_embd, n_embd, scale=0.3))
+        writer.add_tensor("cls.bias", weight(n_embd, scale=0.02))
+        writer.add_tensor("cls.output.weight", weight(len(cls_labels), n_embd, scale=0.5))
+        writer.add_tensor("cls.output.bias", weight(len(cls_labels), scale=0.1))
+    _finish(writer, path, n_vocab)
+
+
+# --- T5: encoder-decoder -------------------------------------------------------------------------
+
+T5_EMBD = 32
+T5_HEAD = 4
+T5_FF = 64
+T5_LAYER = 2
+T5_DEC_LAYER = 2
+T5_BUCKETS = 32
+T5_CTX_TRAIN = 512
+T5_PAD, T5_EOS, T5_UNK = 0, 1, 2
+
+
+def t5_vocabulary():
+    """A unigram vocabulary in T5's layout: <pad> </s> <unk>, scored pieces ('▁' marks a word
+    start), then sentinel tokens."""
+    tokens, scores, types = ["<pad>", "</s>", "<unk>"], [0.0, 0.0, 0.0], [3, 3, 2]
+    pieces = ["\u2581"] + ["\u2581" + w for w in COMMON_WORDS]
+    pieces += ["s", "es", "ed", "ing", "er", "ly", "y"]
+    pieces += list("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+    pieces += list(".,!?;:'\"()-/")
+    seen = set(tokens)
+    for i, piece in enumerate(pieces):
+        if piece in seen:
+            continue
+        seen.add(piece)
+        tokens.append(piece)
+        # Whole words score higher than pieces, so the Viterbi search prefers them.
+        scores.append(-2.0 - 0.01 * i if piece.startswith("\u2581") else -6.0 - 0.01 * i)
+        types.append(1)  # NORMAL
+    for i in range(3):
+        tokens.append(f"<extra_id_{i}>")
+        scores.append(0.0)
+        types.append(3)  # CONTROL
+    return tokens, scores, types
+
+
+def write_tiny_t5(path, seed=4321):
+    rng = np.random.default_rng(seed)
+    weight = _weights(rng)
+    tokens, scores, types = t5_vocabulary()
+    n_vocab = len(tokens)
+    head_dim = T5_EMBD // T5_HEAD
+    writer = gguf.GGUFWriter(path, "t5")
+    writer.add_name("gguf-loader tiny t5")
+    writer.add_context_length(T5_CTX_TRAIN)
+    writer.add_embedding_length(T5_EMBD)
+    writer.add_feed_forward_length(T5_FF)
+    writer.add_block_count(T5_LAYER)
+    writer.add_decoder_block_count(T5_DEC_LAYER)
+    writer.add_head_count(T5_HEAD)
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    writer.add_relative_attn_buckets_count(T5_BUCKETS)
+    writer.add_layer_norm_rms_eps(1e-6)
+    writer.add_decoder_start_token_id(T5_PAD)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("t5")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_pad_token_id(T5_PAD)
+    writer.add_eos_token_id(T5_EOS)
+    writer.add_unk_token_id(T5_UNK)
+    writer.add_add_bos_token(False)
+    writer.add_add_eos_token(True)
+    writer.add_add_space_prefix(True)
+    writer.add_remove_extra_whitespaces(True)
+
+    ones = np.ones(T5_EMBD, dtype=np.float32)
+    writer.add_tensor("token_embd.weight", weight(n_vocab, T5_EMBD, scale=0.5))
+    for i in range(T5_LAYER):
+        p = f"enc.blk.{i}."
+        writer.add_tensor(p + "attn_norm.weight", ones)
+        if i == 0:  # T5 keeps the relative position bias in the first layer only
+            writer.add_tensor(p + "attn_rel_b.weight", weight(T5_BUCKETS, T5_HEAD, scale=0.1))
+        for t in ("attn_q", "attn_k", "attn_v", "attn_o"):
+            writer.add_tensor(p + t + ".weight", weight(T5_EMBD, T5_EMBD))
+        writer.add_tensor(p + "ffn_norm.weight", ones)
+        writer.add_tensor(p + "ffn_up.weight", weight(T5_FF, T5_EMBD))
+        writer.add_tensor(p + "ffn_down.weight", weight(T5_EMBD, T5_FF))
+    writer.add_tensor("enc.output_norm.weight", ones)
+    for i in range(T5_DEC_LAYER):
+        p = f"dec.blk.{i}."
+        writer.add_tensor(p + "attn_norm.weight", ones)
+        if i == 0:
+            writer.add_tensor(p + "attn_rel_b.weight", weight(T5_BUCKETS, T5_HEAD, scale=0.1))
+        for t in ("attn_q", "attn_k", "attn_v", "attn_o"):
+            writer.add_tensor(p + t + ".weight", weight(T5_EMBD, T5_EMBD))
+        writer.add_tensor(p + "cross_attn_norm.weight", ones)
+        for t in ("cross_attn_q", "cross_attn_k", "cross_attn_v", "cross_attn_o"):
+            writer.add_tensor(p + t + ".weight", weight(T5_EMBD, T5_EMBD))
+        writer.add_tensor(p + "ffn_norm.weight", ones)
+        writer.add_tensor(p + "ffn_up.weight", weight(T5_FF, T5_EMBD))
+        writer.add_tensor(p + "ffn_down.weight", weight(T5_EMBD, T5_FF))
+    writer.add_tensor("dec.output_norm.weight", ones)
+    writer.add_tensor("output.weight", weight(n_vocab, T5_EMBD, scale=0.5))
+    _finish(writer, path, n_vocab)
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     write_tiny_llama(os.path.join(out, "tiny-llama.gguf"))
+    write_tiny_bert(os.path.join(out, "tiny-bert.gguf"), seed=2345, name="gguf-loader tiny bert",
+                    n_embd=32, n_head=4, n_ff=64, n_layer=2, pooling=gguf.PoolingType.MEAN)
+    write_tiny_bert(os.path.join(out, "tiny-reranker.gguf"), seed=3456,
+                    name="gguf-loader tiny reranker", n_embd=48, n_head=3, n_ff=96, n_layer=2,
+                    pooling=gguf.PoolingType.RANK, cls_labels=["irrelevant", "relevant"])
+    write_tiny_t5(os.path.join(out, "tiny-t5.gguf"))
+    missing = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(out, f))]
+    if missing:
+        sys.exit(f"not written: {missing}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 //! Memory estimates from the tensor table and hyper-parameters, and the number of layers that
 //! fit on a device.
 
-use super::{GgufFile, MetadataValue};
+use super::{GgufFile, GgufValue};
 
 /// Estimated memory of a model with a context of `n_ctx` tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ impl MemoryEstimate {
             .collect();
         let n_vocab = file
             .get("tokenizer.ggml.tokens")
-            .and_then(MetadataValue::as_array)
+            .and_then(GgufValue::as_array)
             .map(|a| a.len() as u64)
             .unwrap_or(0);
         let n_ff = per_layer(file, "feed_forward_length", n_layer)
@@ -124,8 +124,8 @@ impl MemoryEstimate {
 fn per_layer(file: &GgufFile, suffix: &str, n_layer: usize) -> Option<Vec<u64>> {
     let arch = file.architecture()?;
     match file.get(&format!("{arch}.{suffix}"))? {
-        MetadataValue::Array(values) => {
-            let v: Vec<u64> = values.iter().filter_map(MetadataValue::as_u64).collect();
+        GgufValue::Array(values) => {
+            let v: Vec<u64> = values.iter().filter_map(GgufValue::as_u64).collect();
             (v.len() == n_layer).then_some(v)
         }
         other => other.as_u64().map(|v| vec![v; n_layer]),

@@ -1,5 +1,8 @@
 //! Layer 4: a pure-Rust GGUF reader (no C): validation, metadata, tensor table and memory
-//! estimates, usable without any llama.cpp library loaded.
+//! estimates, usable without any llama.cpp library loaded, with the header's memory bounded by
+//! [`HEADER_MEMORY_LIMIT`]; and the hyper-parameter pre-flight ([`check_hyperparameters`],
+//! [`check_vocabulary`]) that refuses, as a typed error, the values the pinned llama.cpp would
+//! crash on.
 //!
 //! ```no_run
 //! let file = gguf_loader::gguf::inspect("model.gguf")?;
@@ -8,15 +11,18 @@
 //! ```
 
 mod estimate;
+mod hparams;
 mod reader;
 mod types;
 
 use std::path::{Path, PathBuf};
 
 pub use estimate::{auto_gpu_layers, MemoryEstimate};
+pub use hparams::{check_hyperparameters, check_vocabulary};
+pub use reader::HEADER_MEMORY_LIMIT;
 pub use types::{TensorType, BITNET_TYPES, UPSTREAM_TYPES};
 
-use crate::error::Category;
+use crate::category::Category;
 
 /// Why a file is not a usable GGUF model.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -106,6 +112,37 @@ pub enum GgufError {
         /// What is wrong.
         reason: String,
     },
+    /// The header's metadata or tensor table would take more memory than
+    /// [`HEADER_MEMORY_LIMIT`] (a hostile or corrupt file declaring huge arrays, say).
+    #[error("{path}: {key:?} would take the header's in-memory size to {needed} bytes, over the limit of {limit} bytes")]
+    HeaderTooLarge {
+        /// The path.
+        path: PathBuf,
+        /// The metadata key (or `tensor <name>` for the tensor table) being read when the
+        /// budget ran out.
+        key: String,
+        /// Bytes the header would need at that point.
+        needed: u64,
+        /// The budget ([`HEADER_MEMORY_LIMIT`]).
+        limit: u64,
+    },
+    /// A hyper-parameter (or vocabulary entry) the pinned llama.cpp would crash on (abort or
+    /// assertion failure while loading the model, creating a context or decoding), found by
+    /// [`check_hyperparameters`] or [`check_vocabulary`].
+    #[error("{path}: {key} = {value}: {reason}{}", if *.overridden { " (with the metadata overrides applied)" } else { "" })]
+    BadHyperparameter {
+        /// The path.
+        path: PathBuf,
+        /// The metadata key, e.g. `llama.block_count`.
+        key: String,
+        /// Its value as llama.cpp would read it.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+        /// Whether a metadata override is involved: the value itself, or the value it is
+        /// checked against (`expert_count` for `expert_used_count`, say), comes from one.
+        overridden: bool,
+    },
 }
 
 impl GgufError {
@@ -124,34 +161,55 @@ impl GgufError {
                 "the file was written by a newer or different tool; use a GGUF v3 model for llama.cpp 0.6"
             }
             GgufError::NotGguf { .. } | GgufError::Corrupt { .. } => "the file is damaged or not a model: fetch it again",
+            GgufError::HeaderTooLarge { .. } => {
+                "the file declares absurdly large metadata: it is damaged or hostile; fetch the model from a trusted source"
+            }
+            GgufError::BadHyperparameter { overridden: true, .. } => {
+                "fix or remove the metadata override"
+            }
+            GgufError::BadHyperparameter { .. } => {
+                "the model's hyper-parameters are invalid (damaged or badly converted file): fetch or convert it again"
+            }
         }
     }
 }
 
-/// A metadata value.
+/// A metadata value as stored in a GGUF file (see [`GgufFile::metadata`]).
 #[derive(Debug, Clone, PartialEq)]
-#[allow(missing_docs)]
-pub enum MetadataValue {
+pub enum GgufValue {
+    /// GGUF type 0.
     U8(u8),
+    /// GGUF type 1.
     I8(i8),
+    /// GGUF type 2.
     U16(u16),
+    /// GGUF type 3.
     I16(i16),
+    /// GGUF type 4.
     U32(u32),
+    /// GGUF type 5.
     I32(i32),
+    /// GGUF type 6.
     F32(f32),
+    /// GGUF type 7.
     Bool(bool),
+    /// GGUF type 8 (UTF-8).
     String(String),
-    Array(Vec<MetadataValue>),
+    /// GGUF type 9: elements of one type.
+    Array(Vec<GgufValue>),
+    /// GGUF type 10.
     U64(u64),
+    /// GGUF type 11.
     I64(i64),
+    /// GGUF type 12.
     F64(f64),
 }
 
-impl MetadataValue {
+impl GgufValue {
     /// The string, if it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
-            MetadataValue::String(s) => Some(s),
+            GgufValue::String(s) => Some(s),
             _ => None,
         }
     }
@@ -159,25 +217,41 @@ impl MetadataValue {
     /// The value as an unsigned integer, if it is a non-negative integer.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
-            MetadataValue::U8(v) => Some(v.into()),
-            MetadataValue::U16(v) => Some(v.into()),
-            MetadataValue::U32(v) => Some(v.into()),
-            MetadataValue::U64(v) => Some(v),
-            MetadataValue::I8(v) => u64::try_from(v).ok(),
-            MetadataValue::I16(v) => u64::try_from(v).ok(),
-            MetadataValue::I32(v) => u64::try_from(v).ok(),
-            MetadataValue::I64(v) => u64::try_from(v).ok(),
+            GgufValue::U8(v) => Some(v.into()),
+            GgufValue::U16(v) => Some(v.into()),
+            GgufValue::U32(v) => Some(v.into()),
+            GgufValue::U64(v) => Some(v),
+            GgufValue::I8(v) => u64::try_from(v).ok(),
+            GgufValue::I16(v) => u64::try_from(v).ok(),
+            GgufValue::I32(v) => u64::try_from(v).ok(),
+            GgufValue::I64(v) => u64::try_from(v).ok(),
             _ => None,
         }
     }
 
     /// The array, if it is one.
-    pub fn as_array(&self) -> Option<&[MetadataValue]> {
+    pub fn as_array(&self) -> Option<&[GgufValue]> {
         match self {
-            MetadataValue::Array(v) => Some(v),
+            GgufValue::Array(v) => Some(v),
             _ => None,
         }
     }
+}
+
+/// A metadata override: a value that replaces the file's value of a key when llama.cpp loads
+/// the model (`ModelParams::metadata_overrides`), and that [`check_hyperparameters`] checks in
+/// place of the file's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetadataValue {
+    /// An integer (llama.cpp applies it to integer keys, truncating it to the key's width, e.g.
+    /// to 32 bits for `{arch}.block_count`).
+    Int(i64),
+    /// A float (llama.cpp applies it to float keys as a 32-bit float).
+    Float(f64),
+    /// A boolean (applies to boolean keys).
+    Bool(bool),
+    /// A string of at most 127 bytes (applies to string keys).
+    Str(String),
 }
 
 /// Which code base a model needs.
@@ -232,7 +306,7 @@ pub struct GgufFile {
     /// Where tensor data starts.
     pub data_offset: u64,
     /// Metadata in file order.
-    pub metadata: Vec<(String, MetadataValue)>,
+    pub metadata: Vec<(String, GgufValue)>,
     /// The tensor table.
     pub tensors: Vec<TensorInfo>,
     /// Which llama.cpp code base it needs.
@@ -241,21 +315,20 @@ pub struct GgufFile {
 
 impl GgufFile {
     /// A metadata value.
-    pub fn get(&self, key: &str) -> Option<&MetadataValue> {
+    pub fn get(&self, key: &str) -> Option<&GgufValue> {
         self.metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// `general.architecture`.
     pub fn architecture(&self) -> Option<&str> {
-        self.get("general.architecture")
-            .and_then(MetadataValue::as_str)
+        self.get("general.architecture").and_then(GgufValue::as_str)
     }
 
     /// `<architecture>.<suffix>` as an integer.
     pub fn arch_u64(&self, suffix: &str) -> Option<u64> {
         let arch = self.architecture()?;
         self.get(&format!("{arch}.{suffix}"))
-            .and_then(MetadataValue::as_u64)
+            .and_then(GgufValue::as_u64)
     }
 }
 

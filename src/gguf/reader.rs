@@ -1,12 +1,18 @@
 //! The GGUF parser: header, metadata and tensor table, validated against the file, without
 //! reading tensor data and without ever allocating from an untrusted count.
+//!
+//! Memory is bounded twice: every count must fit in the bytes left in the file, and the whole
+//! in-memory header (metadata values, strings, tensor records) is charged against
+//! [`HEADER_MEMORY_LIMIT`] *before* anything is allocated for it. The second bound matters
+//! because one byte of file can become a 32-byte [`GgufValue`]: a 4 GiB file declaring four
+//! billion one-byte array elements would otherwise ask for 128 GiB.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::types::TensorType;
-use super::{Family, GgufError, GgufFile, MetadataValue, TensorInfo};
+use super::{Family, GgufError, GgufFile, GgufValue, TensorInfo};
 
 /// Longest string accepted in a header (keys, values, tensor names): 16 MiB.
 const MAX_STRING: u64 = 16 << 20;
@@ -15,16 +21,50 @@ const MAX_DIMS: u32 = 4;
 /// Deepest nesting of arrays accepted.
 const MAX_ARRAY_DEPTH: u32 = 4;
 
+/// Most memory the in-memory form of one GGUF header may take, in bytes (256 MiB): each
+/// metadata entry, array element and tensor record counts its Rust size plus the bytes of its
+/// strings. Real models need far less (Gemma 3's 262 144-token vocabulary, the largest in common
+/// use, about 30 MiB); a file over the limit fails with [`GgufError::HeaderTooLarge`] naming the
+/// key being read, before the memory is reserved.
+pub const HEADER_MEMORY_LIMIT: u64 = 256 << 20;
+
+/// Rust size of one metadata value (array element).
+const VALUE_SIZE: u64 = std::mem::size_of::<GgufValue>() as u64;
+/// Rust size of one metadata entry, plus its copy of the key in the duplicate check.
+const ENTRY_SIZE: u64 =
+    (std::mem::size_of::<(String, GgufValue)>() + std::mem::size_of::<String>()) as u64;
+/// Rust size of one tensor record, plus its name's copy in the duplicate check.
+const TENSOR_SIZE: u64 = (std::mem::size_of::<TensorInfo>()
+    + std::mem::size_of::<String>()
+    + std::mem::size_of::<(u64, u64, &str)>()) as u64;
+
 struct Cursor<R> {
     inner: R,
     position: u64,
     file_size: u64,
     path: PathBuf,
+    /// Bytes of [`HEADER_MEMORY_LIMIT`] not yet charged.
+    budget: u64,
 }
 
 impl<R: Read> Cursor<R> {
     fn remaining(&self) -> u64 {
         self.file_size.saturating_sub(self.position)
+    }
+
+    /// Charges `bytes` of in-memory header to the budget, before they are allocated; `key`
+    /// names what is being read in the error.
+    fn charge(&mut self, bytes: u64, key: &str) -> Result<(), GgufError> {
+        if bytes > self.budget {
+            return Err(GgufError::HeaderTooLarge {
+                path: self.path.clone(),
+                key: key.to_string(),
+                needed: (HEADER_MEMORY_LIMIT - self.budget).saturating_add(bytes),
+                limit: HEADER_MEMORY_LIMIT,
+            });
+        }
+        self.budget -= bytes;
+        Ok(())
     }
 
     fn error(&self, what: impl Into<String>) -> GgufError {
@@ -88,7 +128,8 @@ impl<R: Read> Cursor<R> {
         Ok(count)
     }
 
-    fn string(&mut self, what: &str) -> Result<String, GgufError> {
+    /// Reads a string, charging its bytes to the budget in the name of `key`.
+    fn string(&mut self, what: &str, key: &str) -> Result<String, GgufError> {
         let at = self.position;
         let len = self.u64(what)?;
         if len > MAX_STRING || len > self.remaining() {
@@ -101,6 +142,7 @@ impl<R: Read> Cursor<R> {
                 ),
             });
         }
+        self.charge(len, key)?;
         let mut buffer = vec![0u8; len as usize];
         self.fill(&mut buffer)?;
         String::from_utf8(buffer).map_err(|e| GgufError::Corrupt {
@@ -113,21 +155,22 @@ impl<R: Read> Cursor<R> {
         })
     }
 
-    fn value(&mut self, value_type: u32, depth: u32) -> Result<MetadataValue, GgufError> {
+    /// Reads a value of `value_type` for metadata key `key` (its entry already charged).
+    fn value(&mut self, value_type: u32, depth: u32, key: &str) -> Result<GgufValue, GgufError> {
         Ok(match value_type {
-            0 => MetadataValue::U8(self.bytes::<1>("u8")?[0]),
-            1 => MetadataValue::I8(self.bytes::<1>("i8")?[0] as i8),
-            2 => MetadataValue::U16(u16::from_le_bytes(self.bytes("u16")?)),
-            3 => MetadataValue::I16(i16::from_le_bytes(self.bytes("i16")?)),
-            4 => MetadataValue::U32(self.u32("u32")?),
-            5 => MetadataValue::I32(i32::from_le_bytes(self.bytes("i32")?)),
-            6 => MetadataValue::F32(f32::from_le_bytes(self.bytes("f32")?)),
+            0 => GgufValue::U8(self.bytes::<1>("u8")?[0]),
+            1 => GgufValue::I8(self.bytes::<1>("i8")?[0] as i8),
+            2 => GgufValue::U16(u16::from_le_bytes(self.bytes("u16")?)),
+            3 => GgufValue::I16(i16::from_le_bytes(self.bytes("i16")?)),
+            4 => GgufValue::U32(self.u32("u32")?),
+            5 => GgufValue::I32(i32::from_le_bytes(self.bytes("i32")?)),
+            6 => GgufValue::F32(f32::from_le_bytes(self.bytes("f32")?)),
             7 => match self.bytes::<1>("bool")?[0] {
-                0 => MetadataValue::Bool(false),
-                1 => MetadataValue::Bool(true),
+                0 => GgufValue::Bool(false),
+                1 => GgufValue::Bool(true),
                 other => return Err(self.error(format!("bool value {other}"))),
             },
-            8 => MetadataValue::String(self.string("string value")?),
+            8 => GgufValue::String(self.string("string value", key)?),
             9 => {
                 if depth >= MAX_ARRAY_DEPTH {
                     return Err(self.error("arrays nested too deeply"));
@@ -136,16 +179,18 @@ impl<R: Read> Cursor<R> {
                 let min_size = element_size(element_type)
                     .ok_or_else(|| self.error(format!("array element type {element_type}")))?;
                 let count = self.count("array length", min_size)?;
-                // The count is bounded by the bytes left in the file, so this allocation is too.
+                // The count is bounded by the bytes left in the file, and its elements' Rust
+                // size by the memory budget, charged before the allocation.
+                self.charge(count.saturating_mul(VALUE_SIZE), key)?;
                 let mut values = Vec::with_capacity(count as usize);
                 for _ in 0..count {
-                    values.push(self.value(element_type, depth + 1)?);
+                    values.push(self.value(element_type, depth + 1, key)?);
                 }
-                MetadataValue::Array(values)
+                GgufValue::Array(values)
             }
-            10 => MetadataValue::U64(self.u64("u64")?),
-            11 => MetadataValue::I64(i64::from_le_bytes(self.bytes("i64")?)),
-            12 => MetadataValue::F64(f64::from_le_bytes(self.bytes("f64")?)),
+            10 => GgufValue::U64(self.u64("u64")?),
+            11 => GgufValue::I64(i64::from_le_bytes(self.bytes("i64")?)),
+            12 => GgufValue::F64(f64::from_le_bytes(self.bytes("f64")?)),
             other => return Err(self.error(format!("unknown metadata value type {other}"))),
         })
     }
@@ -273,6 +318,7 @@ fn parse<R: Read + Seek>(mut file: R, file_size: u64, path: &Path) -> Result<Ggu
         position: 4,
         file_size,
         path: path.into(),
+        budget: HEADER_MEMORY_LIMIT,
     };
     let version = c.u32("version")?;
     match version {
@@ -293,15 +339,19 @@ fn parse<R: Read + Seek>(mut file: R, file_size: u64, path: &Path) -> Result<Ggu
     // A tensor-table entry takes at least 8 (name length) + 4 (n_dims) + 8 (one dim) + 4 + 8.
     let n_tensors = c.count("tensor count", 32)?;
     let n_kv = c.count("metadata count", 8 + 4 + 1)?;
-    let mut kv = Vec::with_capacity(n_kv as usize);
+    // Entries are charged as they are read; reserve only what the budget could hold.
+    let mut kv = Vec::with_capacity((n_kv as usize).min(1024));
     let mut seen = std::collections::HashSet::new();
-    for _ in 0..n_kv {
-        let key = c.string("metadata key")?;
+    for index in 0..n_kv {
+        c.charge(ENTRY_SIZE, &format!("metadata entry {index}"))?;
+        let key = c.string("metadata key", &format!("metadata key {index}"))?;
         if key.is_empty() {
             return Err(c.error("empty metadata key"));
         }
+        // The key is held twice (entry and duplicate check).
+        c.charge(key.len() as u64, &key)?;
         let value_type = c.u32("metadata value type")?;
-        let value = c.value(value_type, 0)?;
+        let value = c.value(value_type, 0, &key)?;
         if !seen.insert(key.clone()) {
             return Err(c.error(format!("duplicate metadata key {key:?}")));
         }
@@ -313,17 +363,22 @@ fn parse<R: Read + Seek>(mut file: R, file_size: u64, path: &Path) -> Result<Ggu
         .map(|(_, v)| v)
     {
         None => 32,
-        Some(MetadataValue::U32(a)) if a.is_power_of_two() => u64::from(*a),
+        Some(GgufValue::U32(a)) if a.is_power_of_two() => u64::from(*a),
         Some(other) => {
             return Err(c.error(format!(
                 "general.alignment {other:?} is not a power-of-two u32"
             )))
         }
     };
-    let mut tensors = Vec::with_capacity(n_tensors as usize);
+    let mut tensors = Vec::with_capacity((n_tensors as usize).min(1024));
     let mut names = std::collections::HashSet::new();
-    for _ in 0..n_tensors {
-        let name = c.string("tensor name")?;
+    for index in 0..n_tensors {
+        let label = format!("tensor {index}");
+        c.charge(TENSOR_SIZE, &label)?;
+        let name = c.string("tensor name", &label)?;
+        let label = format!("tensor {name}");
+        // The name is held twice (record and duplicate check), and so are its dimensions.
+        c.charge(name.len() as u64 + 8 * u64::from(MAX_DIMS), &label)?;
         let n_dims = c.u32("tensor dimension count")?;
         if n_dims == 0 || n_dims > MAX_DIMS {
             return Err(c.error(format!(
@@ -445,7 +500,7 @@ fn read_up_to(file: &mut impl Read, buffer: &mut [u8]) -> std::io::Result<usize>
     Ok(filled)
 }
 
-fn detect_family(kv: &[(String, MetadataValue)], tensors: &[TensorInfo]) -> Family {
+fn detect_family(kv: &[(String, GgufValue)], tensors: &[TensorInfo]) -> Family {
     let arch = kv
         .iter()
         .find(|(k, _)| k == "general.architecture")

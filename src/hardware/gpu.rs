@@ -4,6 +4,9 @@
 use super::{CudaDriver, GpuApi, GpuInfo, GpuType};
 
 /// Every Vulkan physical device, or why none could be listed.
+///
+/// # Errors
+/// The reason, as text, when the Vulkan loader is missing or enumeration fails.
 pub fn vulkan_devices() -> Result<Vec<GpuInfo>, String> {
     // SAFETY: loading the Vulkan loader library runs its initialisers only; failure is an error
     // value.

@@ -7,6 +7,7 @@ use crate::error::LoadError;
 use crate::sys::{upstream, SymbolSource};
 
 /// Symbols that the pinned llama.h added recently: a build without them is older.
+#[doc(hidden)]
 pub const PRESENT_MARKERS: &[&str] = &[
     "llama_batch_ext_init",
     "llama_process",
@@ -18,6 +19,7 @@ pub const PRESENT_MARKERS: &[&str] = &[
 ];
 
 /// Symbols that the pinned llama.h no longer has: a build with them is older.
+#[doc(hidden)]
 pub const ABSENT_MARKERS: &[&str] = &[
     "llama_kv_self_clear",
     "llama_sampler_init_softmax",
@@ -79,6 +81,7 @@ pub fn verify_llama(llama: &dyn SymbolSource) -> Result<String, LoadError> {
 }
 
 /// Checks that the marker symbols are present or absent as in the pinned header.
+#[doc(hidden)]
 pub fn verify_fingerprint(llama: &dyn SymbolSource) -> Result<(), LoadError> {
     let lookup = |name: &str| {
         let name = std::ffi::CString::new(name).expect("marker names have no NUL");

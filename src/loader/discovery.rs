@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LoadError;
 use crate::loader::manifest::Manifest;
-use crate::loader::variant::Backend;
+use crate::loader::variant::{Backend, VariantKind};
 
 /// Environment variable naming a directory of variant directories (or one variant directory).
 pub const VARIANTS_DIR_ENV: &str = "GGUF_LOADER_VARIANTS_DIR";
@@ -40,8 +40,8 @@ pub struct VariantDirectory {
     pub path: PathBuf,
     /// Its manifest, when it has one.
     pub manifest: Option<Manifest>,
-    /// The directory kind: the manifest's name, or inferred from plugins (`cuda`, `vulkan`,
-    /// `metal`, else `cpu`).
+    /// The directory kind: the manifest's name, or inferred from plugins (the most preferred GPU
+    /// backend present in [`Backend::ALL`] order: `cuda`, `metal`, `vulkan`; else `cpu`).
     pub kind: String,
     /// Backends whose plugins are present.
     pub backends: Vec<Backend>,
@@ -111,6 +111,11 @@ pub fn plugin_path(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{prefix}{stem}{suffix}"))
 }
 
+/// The path of the CPU ISA module `isa` (`haswell` for `libggml-cpu-haswell.so`) in `dir`.
+pub fn cpu_module_path(dir: &Path, isa: &str) -> PathBuf {
+    plugin_path(dir, &Backend::cpu_module_stem(isa))
+}
+
 impl VariantDirectory {
     /// Inspects `dir`: finds the core libraries and plugins and reads the manifest if any.
     ///
@@ -129,10 +134,9 @@ impl VariantDirectory {
             llama: find("llama")?,
         };
         let manifest = Manifest::read(dir)?;
-        let mut backends = Vec::new();
         let mut cpu_modules = Vec::new();
         let (prefix, suffix) = plugin_affixes();
-        let cpu_prefix = format!("{prefix}ggml-cpu-");
+        let cpu_prefix = format!("{prefix}{}-", Backend::Cpu.plugin_stem());
         if let Ok(entries) = std::fs::read_dir(dir) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
@@ -145,22 +149,25 @@ impl VariantDirectory {
             }
         }
         cpu_modules.sort();
-        if !cpu_modules.is_empty() || plugin_path(dir, "ggml-cpu").is_file() {
-            backends.push(Backend::Cpu);
-        }
-        for backend in [Backend::Cuda, Backend::Vulkan, Backend::Metal] {
-            if plugin_path(dir, backend.plugin_stem()).is_file() {
-                backends.push(backend);
-            }
-        }
+        // A backend is present when its plugin is; the CPU backend also when it comes as
+        // per-ISA modules only.
+        let mut backends: Vec<Backend> = Backend::ALL
+            .into_iter()
+            .filter(|b| {
+                plugin_path(dir, b.plugin_stem()).is_file()
+                    || (*b == Backend::Cpu && !cpu_modules.is_empty())
+            })
+            .collect();
+        // The directory kind without a manifest: its most preferred GPU backend, else the CPU.
+        let inferred = backends
+            .iter()
+            .copied()
+            .find(|b| b.kind() == VariantKind::Gpu)
+            .unwrap_or(Backend::Cpu);
+        backends.sort();
         let kind = match &manifest {
             Some(m) => m.name.clone(),
-            None => backends
-                .iter()
-                .rev()
-                .find(|b| **b != Backend::Cpu)
-                .map(|b| b.name().to_string())
-                .unwrap_or_else(|| "cpu".into()),
+            None => inferred.name().to_string(),
         };
         if let Some(m) = &manifest {
             for lib in [&libraries.ggml_base, &libraries.ggml, &libraries.llama] {

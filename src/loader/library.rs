@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::LoadError;
-use crate::loader::discovery::{plugin_path, VariantDirectory};
+use crate::loader::discovery::{cpu_module_path, VariantDirectory};
 use crate::loader::raw::RawLibrary;
 use crate::loader::{abi, log as llama_log};
 use crate::sys::upstream::{
@@ -231,9 +231,10 @@ impl LlamaLibrary {
         // SAFETY: as above.
         let llama = unsafe { RawLibrary::open(&directory.libraries.llama) }.map_err(early)?;
         let llama_version = abi::verify_llama(&llama).map_err(early)?;
-        let ggml_base_table = GgmlBaseFunctions::load(&ggml_base).map_err(early)?;
-        let ggml_table = GgmlFunctions::load(&ggml).map_err(early)?;
-        let llama_table = LlamaFunctions::load(&llama).map_err(early)?;
+        let missing = |e: crate::sys::MissingSymbol| (LoadError::from(e), false);
+        let ggml_base_table = GgmlBaseFunctions::load(&ggml_base).map_err(missing)?;
+        let ggml_table = GgmlFunctions::load(&ggml).map_err(missing)?;
+        let llama_table = LlamaFunctions::load(&llama).map_err(missing)?;
 
         // From here on C state refers to these libraries: they stay mapped.
         ggml_base.leak();
@@ -416,7 +417,7 @@ fn load_plugins(
             unsafe { (ggml.ggml_backend_load_all_from_path)(dir_c.as_ptr()) };
             return Ok(Vec::new());
         }
-        PluginSelection::CpuModule(isa) => vec![plugin_path(dir, &format!("ggml-cpu-{isa}"))],
+        PluginSelection::CpuModule(isa) => vec![cpu_module_path(dir, isa)],
         PluginSelection::Files(files) => files.clone(),
     };
     for file in &files {

@@ -20,6 +20,7 @@ thread_local! {
 }
 
 /// Maps a ggml log level to a `log` level (`None` for "continue the previous line").
+#[doc(hidden)]
 pub fn map_level(level: ggml_log_level) -> Option<log::Level> {
     match level {
         GGML_LOG_LEVEL_CONT => None,
@@ -54,9 +55,13 @@ fn take_lines(level: Option<log::Level>, text: &str) {
 
 /// The callback handed to `llama_log_set` / `ggml_log_set`. It never unwinds into C.
 ///
+/// Internal plumbing, public only so it can be exercised directly (hidden from the
+/// documentation).
+///
 /// # Safety
 /// `text` is NULL or a NUL-terminated string valid for the duration of the call (as ggml
 /// guarantees).
+#[doc(hidden)]
 pub unsafe extern "C" fn log_callback(
     level: ggml_log_level,
     text: *const c_char,

@@ -8,6 +8,7 @@
 //!   `llama_backend_init`.
 
 mod abi;
+mod cpu_extras;
 pub mod discovery;
 mod library;
 pub mod log;
@@ -17,10 +18,15 @@ pub mod select;
 pub mod smoke;
 pub mod variant;
 
+// Test-only: the ABI fingerprint and the raw dlopen wrapper are public for the test suite, not
+// part of the documented API.
+#[doc(hidden)]
 pub use abi::{verify_fingerprint, ABSENT_MARKERS, PRESENT_MARKERS};
+pub use cpu_extras::FAULTY_EXTRA_BUFFER_TYPES;
 pub use discovery::{SearchPaths, VariantDirectory};
 pub use library::{cpu_module_score, Device, DeviceType, LlamaLibrary, PluginSelection};
 pub use manifest::Manifest;
+#[doc(hidden)]
 pub use raw::RawLibrary;
 pub use select::{load_best, load_best_with, rank, SelectOptions, Selection};
 pub use variant::{best_cpu, catalogue, Backend, Family, LibraryVariant, VariantKind};

@@ -7,6 +7,9 @@ use crate::error::LoadError;
 use crate::sys::SymbolSource;
 
 /// A shared library opened with `RTLD_NOW | RTLD_LOCAL` (on Unix), with the path it came from.
+///
+/// Public for the test suite only (hidden from the documentation).
+#[doc(hidden)]
 pub struct RawLibrary {
     path: PathBuf,
     library: libloading::Library,

@@ -11,11 +11,15 @@
 //! - `GGUF_SMOKE_TEST=1`: smoke-test GPU variants in a child process first;
 //! - `GGUF_DEBUG=1`: log every selection step at `info` instead of `debug`.
 
+use std::path::PathBuf;
+
 use crate::error::LoadError;
 use crate::hardware::HardwareProfile;
-use crate::loader::discovery::SearchPaths;
+use crate::loader::discovery::{SearchPaths, VariantDirectory};
 use crate::loader::library::{LlamaLibrary, PluginSelection};
-use crate::loader::variant::{best_cpu_module, catalogue, Family, LibraryVariant, VariantKind};
+use crate::loader::variant::{
+    best_cpu_module, catalogue, Backend, Family, LibraryVariant, VariantKind,
+};
 
 /// Environment variable forcing a variant.
 pub const BACKEND_ENV: &str = "GGUF_BACKEND";
@@ -105,11 +109,14 @@ fn parse_bool(value: &str) -> Option<bool> {
 }
 
 /// Checks that `name` is a known variant (or `cpu`, meaning the best CPU module).
+///
+/// # Errors
+/// `InvalidConfiguration` naming `setting` and listing the known names.
 pub fn check_name(setting: &str, name: &str) -> Result<(), LoadError> {
-    if name == "cpu" || catalogue().iter().any(|v| v.name() == name) {
+    if name == Backend::Cpu.name() || catalogue().iter().any(|v| v.name() == name) {
         return Ok(());
     }
-    let known: Vec<String> = std::iter::once("cpu".to_string())
+    let known: Vec<String> = std::iter::once(Backend::Cpu.name().to_string())
         .chain(catalogue().iter().map(|v| v.name().to_string()))
         .collect();
     Err(LoadError::InvalidConfiguration {
@@ -183,8 +190,10 @@ pub fn rank(options: &SelectOptions) -> Vec<Candidate> {
         .collect();
     let mut ordered = Vec::new();
     for name in &wanted {
-        let name = if name == "cpu" {
-            best_cpu.clone().unwrap_or_else(|| "cpu-x64".into())
+        let name = if name == Backend::Cpu.name() {
+            best_cpu
+                .clone()
+                .unwrap_or_else(|| format!("{}-x64", Backend::Cpu.name()))
         } else {
             name.clone()
         };
@@ -225,12 +234,25 @@ pub fn load_best(options: &SelectOptions) -> Result<Selection, LoadError> {
 /// uses it to require that the model loads on the variant): its `Err(reason)` rejects the
 /// candidate and the walk goes on.
 ///
+/// A directory that fails as a whole (a foreign or broken build: ABI mismatch, a core library
+/// that does not open or lacks a symbol, a build conflicting with the one loaded) is tried once:
+/// the other candidates it would serve are looked for in the remaining directories, or skipped
+/// with `same directory as <first candidate>: rejected above`. Likewise a missing directory kind
+/// is reported in full once.
+///
+/// In a smoke-test child (see [`crate::loader::smoke`]) this runs the smoke test in process and
+/// exits, as [`crate::loader::smoke::run_if_requested`] does: a child never selects, so it never
+/// spawns a child of its own, even when the program forgot to call `run_if_requested`.
+///
 /// # Errors
 /// `NoUsableVariant` with every candidate's reason.
 pub fn load_best_with<T>(
     options: &SelectOptions,
     mut accept: impl FnMut(&LlamaLibrary, &dyn LibraryVariant) -> Result<T, String>,
 ) -> Result<(Selection, T), LoadError> {
+    // A smoke-test child must answer the smoke test, not select (selecting could spawn another
+    // child, and so on).
+    crate::loader::smoke::run_if_requested();
     let verbose = std::env::var_os(DEBUG_ENV).is_some_and(|v| v != "0");
     let level = if verbose {
         log::Level::Info
@@ -238,6 +260,10 @@ pub fn load_best_with<T>(
         log::Level::Debug
     };
     let mut rejected = Vec::new();
+    // Directories that failed as a whole, with the candidate that found out.
+    let mut failed_directories: Vec<(PathBuf, String)> = Vec::new();
+    // Directory kinds found nowhere, with the first candidate that looked.
+    let mut missing_kinds: Vec<(String, String)> = Vec::new();
     let (directories, broken) = options.search.discover();
     for (path, error) in &broken {
         log::log!(
@@ -267,7 +293,11 @@ pub fn load_best_with<T>(
         if let Some(current) =
             LlamaLibrary::current().filter(|_| variant.kind() == VariantKind::Cpu)
         {
-            if current.devices().iter().any(|d| d.backend == "CPU") {
+            if current
+                .devices()
+                .iter()
+                .any(|d| Backend::Cpu.is_registry(&d.backend))
+            {
                 let name = format!(
                     "{name} (CPU backend of the loaded {} libraries)",
                     current.directory().kind
@@ -293,30 +323,51 @@ pub fn load_best_with<T>(
         let kind = variant.directory_kind();
         // A directory of the variant's own kind first; CPU variants can also be served by any
         // directory that has their module (a GPU directory carries the CPU modules too).
-        let serves = |d: &&crate::loader::VariantDirectory| match variant.cpu_module() {
+        let serves = |d: &&VariantDirectory| match variant.cpu_module() {
             Some(module) => d.cpu_modules.iter().any(|m| m == module),
-            None => {
-                variant.kind() == VariantKind::Cpu
-                    && d.backends.contains(&crate::loader::Backend::Cpu)
-            }
+            None => variant.kind() == VariantKind::Cpu && d.backends.contains(&Backend::Cpu),
         };
-        let found = directories
-            .iter()
-            .find(|d| d.kind == kind)
-            .or_else(|| directories.iter().find(serves));
-        let Some(directory) = found else {
-            let reason = format!(
-                "no `{kind}` variant directory found (searched {})",
-                display_roots(&options.search)
-            );
+        let pick = |usable: &dyn Fn(&VariantDirectory) -> bool| {
+            directories
+                .iter()
+                .filter(|d| usable(d))
+                .find(|d| d.kind == kind)
+                .or_else(|| directories.iter().filter(|d| usable(d)).find(serves))
+        };
+        let failed_first = |d: &VariantDirectory| {
+            failed_directories
+                .iter()
+                .find(|(path, _)| *path == d.path)
+                .map(|(_, first)| first.clone())
+        };
+        let Some(directory) = pick(&|d| failed_first(d).is_none()) else {
+            // Only directories that already failed as a whole (or none) would serve it.
+            let reason = match pick(&|_| true).and_then(failed_first) {
+                Some(first) => format!("same directory as {first}: rejected above"),
+                None => match missing_kinds.iter().find(|(k, _)| k == kind) {
+                    Some((_, first)) => {
+                        format!("no `{kind}` variant directory found (as for {first} above)")
+                    }
+                    None => {
+                        missing_kinds.push((kind.to_string(), name.clone()));
+                        format!(
+                            "no `{kind}` variant directory found (searched {})",
+                            display_roots(&options.search)
+                        )
+                    }
+                },
+            };
             reject(&mut rejected, level, name, reason);
             continue;
         };
         let selection = match variant.cpu_module() {
             Some(module) => {
                 if !directory.cpu_modules.iter().any(|m| m == module) {
-                    let reason =
-                        format!("{} has no libggml-cpu-{module}", directory.path.display());
+                    let reason = format!(
+                        "{} has no lib{}",
+                        directory.path.display(),
+                        Backend::cpu_module_stem(module)
+                    );
                     reject(&mut rejected, level, name, reason);
                     continue;
                 }
@@ -327,8 +378,8 @@ pub fn load_best_with<T>(
         let gpu_backend = variant
             .backends()
             .iter()
-            .next_back()
             .copied()
+            .find(|b| b.kind() == VariantKind::Gpu)
             .filter(|_| variant.kind() == VariantKind::Gpu);
         if let (Some(smoke), Some(backend)) = (&options.smoke_test, gpu_backend) {
             if let Err(reason) = smoke.run(&directory.path, backend.name()) {
@@ -339,6 +390,9 @@ pub fn load_best_with<T>(
         let library = match LlamaLibrary::load(directory, selection) {
             Ok(library) => library,
             Err(error) => {
+                if fails_whole_directory(&error) {
+                    failed_directories.push((directory.path.clone(), name.clone()));
+                }
                 reject(&mut rejected, level, name, error.to_string());
                 continue;
             }
@@ -347,7 +401,7 @@ pub fn load_best_with<T>(
             if !library
                 .devices()
                 .iter()
-                .any(|d| d.backend.eq_ignore_ascii_case(backend.name()))
+                .any(|d| backend.is_registry(&d.backend))
             {
                 let reason = format!("loaded, but its {backend} backend has no device");
                 reject(&mut rejected, level, name, reason);
@@ -376,6 +430,20 @@ pub fn load_best_with<T>(
         }
     }
     Err(LoadError::NoUsableVariant { rejected })
+}
+
+/// Whether a load error condemns the whole directory rather than one plugin selection: the
+/// core libraries are foreign, broken or blocked by another build, so every other candidate it
+/// would serve fails the same way.
+fn fails_whole_directory(error: &LoadError) -> bool {
+    matches!(
+        error,
+        LoadError::AbiMismatch { .. }
+            | LoadError::Open { .. }
+            | LoadError::MissingSymbol { .. }
+            | LoadError::InvalidManifest { .. }
+            | LoadError::ConflictingBuild { .. }
+    )
 }
 
 /// Records why candidate `name` was rejected, and logs it.

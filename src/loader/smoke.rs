@@ -4,6 +4,12 @@
 //! The child is a program that calls [`run_if_requested`] first thing in `main` (the crate's
 //! examples do): when the environment asks for a smoke test it loads the variant, checks for a
 //! device of the wanted backend, and exits; otherwise it returns and `main` goes on.
+//!
+//! A child never spawns a child of its own. A program that forgot `run_if_requested` runs its
+//! normal `main` in the child, but the first selection it makes
+//! ([`crate::loader::load_best`], [`crate::loader::load_best_with`], and so
+//! `Model::load_best`) answers the smoke test in process and exits instead of selecting; and
+//! [`SmokeTest::run`] refuses to start a child from inside a child.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -11,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use crate::loader::discovery::VariantDirectory;
 use crate::loader::library::{LlamaLibrary, PluginSelection};
+use crate::loader::variant::Backend;
 
 /// Environment variable naming the variant directory a child must smoke-test.
 pub const SMOKE_DIR_ENV: &str = "GGUF_LOADER_SMOKE_DIR";
@@ -39,8 +46,14 @@ impl SmokeTest {
     }
 
     /// Runs the child for `dir` and `backend`; `Err` says how it failed (exit code, signal,
-    /// time-out, its last stderr line).
+    /// time-out, its last stderr line). In a smoke-test child ([`requested`]) it starts
+    /// nothing and says so: children never spawn children.
     pub fn run(&self, dir: &Path, backend: &str) -> Result<(), String> {
+        if requested() {
+            return Err(format!(
+                "smoke test unavailable: this process is itself a smoke-test child ({SMOKE_DIR_ENV} is set) and starts no child of its own"
+            ));
+        }
         let mut child = Command::new(&self.program)
             .args(&self.args)
             .env(SMOKE_DIR_ENV, dir)
@@ -103,9 +116,17 @@ impl SmokeTest {
     }
 }
 
+/// Whether this process is a smoke-test child (the parent set [`SMOKE_DIR_ENV`]).
+pub fn requested() -> bool {
+    std::env::var_os(SMOKE_DIR_ENV).is_some()
+}
+
 /// In a smoke-test child: loads the variant named by the environment, requires a device of the
 /// wanted backend and exits the process (0 on success, 1 with a message on stderr otherwise).
 /// Elsewhere: returns at once.
+///
+/// Selection calls it too, so a child whose program forgot to call it still exits at its first
+/// selection instead of selecting (and smoke-testing, and spawning) again.
 pub fn run_if_requested() {
     let Some(dir) = std::env::var_os(SMOKE_DIR_ENV) else {
         return;
@@ -116,11 +137,11 @@ pub fn run_if_requested() {
         .map_err(|e| e.to_string())
         .and_then(|library| {
             let devices = library.devices();
-            if backend.is_empty()
-                || devices
-                    .iter()
-                    .any(|d| d.backend.eq_ignore_ascii_case(&backend))
-            {
+            let wanted = |registry: &str| match Backend::from_name(&backend) {
+                Some(known) => known.is_registry(registry),
+                None => registry.eq_ignore_ascii_case(&backend),
+            };
+            if backend.is_empty() || devices.iter().any(|d| wanted(&d.backend)) {
                 Ok(())
             } else {
                 Err(format!(

@@ -8,6 +8,9 @@ use std::fmt;
 
 use crate::hardware::{CpuFeature, CudaDriver, GpuApi, GpuType, HardwareProfile};
 
+/// PCI vendor id of NVIDIA (CUDA and the BitNet GPU build need one of its GPUs).
+const NVIDIA_VENDOR_ID: u32 = 0x10de;
+
 /// CPU or GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum VariantKind {
@@ -18,6 +21,11 @@ pub enum VariantKind {
 }
 
 /// A ggml backend a variant brings.
+///
+/// This is the one list of backends: every per-backend fact (the name used in directory names
+/// and `GGUF_BACKEND`, the plugin file, the name ggml registers, CPU or GPU, the selection
+/// priority, the GPU API the hardware probe sees it through) lives in one table row, and the
+/// catalogue, discovery, selection and the smoke test derive from [`Backend::ALL`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum Backend {
@@ -31,32 +39,130 @@ pub enum Backend {
     Metal,
 }
 
+/// One row of the backend table.
+struct BackendInfo {
+    /// Directory / manifest / `GGUF_BACKEND` name.
+    name: &'static str,
+    /// Plugin file stem (`libggml-<stem>.so` without `lib` and the suffix).
+    plugin_stem: &'static str,
+    /// What `ggml_backend_reg_name` returns for the backend's registry.
+    registry_name: &'static str,
+    /// CPU or GPU.
+    kind: VariantKind,
+    /// Selection priority of the variant built around this backend.
+    priority: u32,
+    /// The backends a variant of this backend brings (a GPU build carries the CPU backend too).
+    variant_backends: &'static [Backend],
+    /// The API the hardware probe sees such a device through.
+    gpu_api: Option<GpuApi>,
+}
+
 impl Backend {
+    /// Every backend, in selection preference order (GPU backends by priority, then the CPU).
+    pub const ALL: [Backend; 4] = [Backend::Cuda, Backend::Metal, Backend::Vulkan, Backend::Cpu];
+
+    /// The table: one row per backend.
+    const fn info(self) -> &'static BackendInfo {
+        match self {
+            Backend::Cpu => &BackendInfo {
+                name: "cpu",
+                plugin_stem: "ggml-cpu",
+                registry_name: "CPU",
+                kind: VariantKind::Cpu,
+                priority: 100,
+                variant_backends: &[Backend::Cpu],
+                gpu_api: None,
+            },
+            Backend::Cuda => &BackendInfo {
+                name: "cuda",
+                plugin_stem: "ggml-cuda",
+                registry_name: "CUDA",
+                kind: VariantKind::Gpu,
+                priority: 400,
+                variant_backends: &[Backend::Cpu, Backend::Cuda],
+                gpu_api: Some(GpuApi::Cuda),
+            },
+            Backend::Vulkan => &BackendInfo {
+                name: "vulkan",
+                plugin_stem: "ggml-vulkan",
+                registry_name: "Vulkan",
+                kind: VariantKind::Gpu,
+                priority: 300,
+                variant_backends: &[Backend::Cpu, Backend::Vulkan],
+                gpu_api: Some(GpuApi::Vulkan),
+            },
+            Backend::Metal => &BackendInfo {
+                name: "metal",
+                plugin_stem: "ggml-metal",
+                // GGML_METAL_NAME in ggml-metal.cpp.
+                registry_name: "MTL",
+                kind: VariantKind::Gpu,
+                priority: 350,
+                variant_backends: &[Backend::Cpu, Backend::Metal],
+                gpu_api: Some(GpuApi::Metal),
+            },
+        }
+    }
+
     /// The name used in directory names, manifests and `GGUF_BACKEND`.
     pub fn name(self) -> &'static str {
-        match self {
-            Backend::Cpu => "cpu",
-            Backend::Cuda => "cuda",
-            Backend::Vulkan => "vulkan",
-            Backend::Metal => "metal",
-        }
+        self.info().name
     }
 
     /// The backend plugin file stem (`libggml-<stem>.so`).
     pub fn plugin_stem(self) -> &'static str {
-        match self {
-            Backend::Cpu => "ggml-cpu",
-            Backend::Cuda => "ggml-cuda",
-            Backend::Vulkan => "ggml-vulkan",
-            Backend::Metal => "ggml-metal",
-        }
+        self.info().plugin_stem
     }
 
-    /// Parses a backend name.
+    /// The name ggml registers the backend under (`ggml_backend_reg_name`: `CPU`, `CUDA`,
+    /// `Vulkan`, `MTL`), which [`crate::loader::Device::backend`] reports.
+    pub fn registry_name(self) -> &'static str {
+        self.info().registry_name
+    }
+
+    /// Whether a device's registry name (as in [`crate::loader::Device::backend`]) is this
+    /// backend's (case-insensitive).
+    pub fn is_registry(self, registry: &str) -> bool {
+        registry.eq_ignore_ascii_case(self.registry_name())
+    }
+
+    /// CPU or GPU.
+    pub fn kind(self) -> VariantKind {
+        self.info().kind
+    }
+
+    /// Selection priority of the upstream variant built around this backend (higher first).
+    pub fn priority(self) -> u32 {
+        self.info().priority
+    }
+
+    /// The backends the upstream variant built around this backend brings (a GPU build carries
+    /// the CPU backend too).
+    pub fn variant_backends(self) -> &'static [Backend] {
+        self.info().variant_backends
+    }
+
+    /// The API through which the hardware probe sees a device of this backend (`None` for the
+    /// CPU).
+    pub fn gpu_api(self) -> Option<GpuApi> {
+        self.info().gpu_api
+    }
+
+    /// Parses a backend name (case-insensitive).
     pub fn from_name(name: &str) -> Option<Self> {
-        [Backend::Cpu, Backend::Cuda, Backend::Vulkan, Backend::Metal]
+        Self::ALL
             .into_iter()
             .find(|b| b.name().eq_ignore_ascii_case(name))
+    }
+
+    /// The backend whose plugin file stem is `stem` (`ggml-vulkan`).
+    pub fn from_plugin_stem(stem: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.plugin_stem() == stem)
+    }
+
+    /// The file stem of one CPU ISA module of the CPU backend (`ggml-cpu-haswell`).
+    pub fn cpu_module_stem(isa: &str) -> String {
+        format!("{}-{isa}", Backend::Cpu.plugin_stem())
     }
 }
 
@@ -152,23 +258,23 @@ impl LibraryVariant for CpuIsaVariant {
         &self.name
     }
     fn kind(&self) -> VariantKind {
-        VariantKind::Cpu
+        Backend::Cpu.kind()
     }
     fn family(&self) -> Family {
         Family::Upstream
     }
     fn directory_kind(&self) -> &str {
-        "cpu"
+        Backend::Cpu.name()
     }
     fn backends(&self) -> &[Backend] {
-        &[Backend::Cpu]
+        Backend::Cpu.variant_backends()
     }
     fn cpu_module(&self) -> Option<&str> {
         Some(self.module)
     }
     fn priority(&self) -> u32 {
         // Among CPU modules, ggml's score orders them; all rank below GPUs.
-        100
+        Backend::Cpu.priority()
     }
     fn check_hardware(&self, hardware: &HardwareProfile) -> Result<(), String> {
         if hardware.cpu.arch != "x86_64" {
@@ -202,7 +308,7 @@ impl LibraryVariant for GpuVariant {
         self.backend.name()
     }
     fn kind(&self) -> VariantKind {
-        VariantKind::Gpu
+        self.backend.kind()
     }
     fn family(&self) -> Family {
         Family::Upstream
@@ -211,25 +317,20 @@ impl LibraryVariant for GpuVariant {
         self.backend.name()
     }
     fn backends(&self) -> &[Backend] {
-        match self.backend {
-            Backend::Cuda => &[Backend::Cpu, Backend::Cuda],
-            Backend::Vulkan => &[Backend::Cpu, Backend::Vulkan],
-            Backend::Metal => &[Backend::Cpu, Backend::Metal],
-            Backend::Cpu => &[Backend::Cpu],
-        }
+        self.backend.variant_backends()
     }
     fn priority(&self) -> u32 {
-        match self.backend {
-            Backend::Cuda => 400,
-            Backend::Vulkan => 300,
-            Backend::Metal => 350,
-            Backend::Cpu => 100,
-        }
+        self.backend.priority()
     }
     fn check_hardware(&self, hardware: &HardwareProfile) -> Result<(), String> {
+        let api = self.backend.gpu_api();
         match self.backend {
             Backend::Cuda => {
-                if !hardware.gpus.iter().any(|g| g.vendor_id == 0x10de) {
+                if !hardware
+                    .gpus
+                    .iter()
+                    .any(|g| g.vendor_id == NVIDIA_VENDOR_ID)
+                {
                     return Err("no NVIDIA GPU".into());
                 }
                 match &hardware.cuda_driver {
@@ -241,7 +342,7 @@ impl LibraryVariant for GpuVariant {
                 if hardware
                     .gpus
                     .iter()
-                    .any(|g| g.api == GpuApi::Vulkan && g.device_type != GpuType::Cpu)
+                    .any(|g| Some(g.api) == api && g.device_type != GpuType::Cpu)
                 {
                     Ok(())
                 } else {
@@ -274,16 +375,16 @@ impl LibraryVariant for CpuAutoVariant {
         "cpu-auto"
     }
     fn kind(&self) -> VariantKind {
-        VariantKind::Cpu
+        Backend::Cpu.kind()
     }
     fn family(&self) -> Family {
         Family::Upstream
     }
     fn directory_kind(&self) -> &str {
-        "cpu"
+        Backend::Cpu.name()
     }
     fn backends(&self) -> &[Backend] {
-        &[Backend::Cpu]
+        Backend::Cpu.variant_backends()
     }
     fn priority(&self) -> u32 {
         // After every ISA module: it is the fallback when none of them can be found.
@@ -323,9 +424,9 @@ impl LibraryVariant for BitNetVariant {
     }
     fn backends(&self) -> &[Backend] {
         if self.gpu {
-            &[Backend::Cpu, Backend::Cuda]
+            Backend::Cuda.variant_backends()
         } else {
-            &[Backend::Cpu]
+            Backend::Cpu.variant_backends()
         }
     }
     fn priority(&self) -> u32 {
@@ -336,7 +437,12 @@ impl LibraryVariant for BitNetVariant {
         }
     }
     fn check_hardware(&self, hardware: &HardwareProfile) -> Result<(), String> {
-        if self.gpu && !hardware.gpus.iter().any(|g| g.vendor_id == 0x10de) {
+        if self.gpu
+            && !hardware
+                .gpus
+                .iter()
+                .any(|g| g.vendor_id == NVIDIA_VENDOR_ID)
+        {
             return Err("no NVIDIA GPU".into());
         }
         Ok(())
@@ -413,20 +519,14 @@ pub const CPU_MODULES: &[(&str, &[CpuFeature])] = {
 
 /// Every variant this crate knows, GPU first.
 pub fn catalogue() -> Vec<Box<dyn LibraryVariant>> {
-    let mut all: Vec<Box<dyn LibraryVariant>> = vec![
-        Box::new(GpuVariant {
-            backend: Backend::Cuda,
-        }),
-        Box::new(GpuVariant {
-            backend: Backend::Metal,
-        }),
-        Box::new(GpuVariant {
-            backend: Backend::Vulkan,
-        }),
-    ];
+    let mut all: Vec<Box<dyn LibraryVariant>> = Backend::ALL
+        .into_iter()
+        .filter(|b| b.kind() == VariantKind::Gpu)
+        .map(|backend| Box::new(GpuVariant { backend }) as Box<dyn LibraryVariant>)
+        .collect();
     for (module, required) in CPU_MODULES.iter().rev() {
         all.push(Box::new(CpuIsaVariant {
-            name: format!("cpu-{module}"),
+            name: format!("{}-{module}", Backend::Cpu.name()),
             module,
             required,
         }));
@@ -442,7 +542,7 @@ pub fn cpu_isa_variants() -> Vec<CpuIsaVariant> {
     CPU_MODULES
         .iter()
         .map(|(module, required)| CpuIsaVariant {
-            name: format!("cpu-{module}"),
+            name: format!("{}-{module}", Backend::Cpu.name()),
             module,
             required,
         })
@@ -460,4 +560,38 @@ pub fn best_cpu_module(hardware: &HardwareProfile) -> Option<CpuIsaVariant> {
 /// The name of the best CPU ISA variant for `hardware` (`cpu-icelake`, ...).
 pub fn best_cpu(hardware: &HardwareProfile) -> Option<String> {
     best_cpu_module(hardware).map(|v| v.name().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_table_is_consistent() {
+        for backend in Backend::ALL {
+            assert_eq!(Backend::from_name(backend.name()), Some(backend));
+            assert_eq!(
+                Backend::from_plugin_stem(backend.plugin_stem()),
+                Some(backend)
+            );
+            assert!(backend.is_registry(backend.registry_name()));
+            assert_eq!(
+                backend.gpu_api().is_some(),
+                backend.kind() == VariantKind::Gpu
+            );
+            assert!(backend.variant_backends().contains(&backend));
+            assert!(backend.variant_backends().contains(&Backend::Cpu));
+        }
+        let priorities: Vec<u32> = Backend::ALL.iter().map(|b| b.priority()).collect();
+        let mut sorted = priorities.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(priorities, sorted, "ALL is in preference order");
+        let gpu_names: Vec<String> = catalogue()
+            .iter()
+            .filter(|v| v.family() == Family::Upstream && v.kind() == VariantKind::Gpu)
+            .map(|v| v.name().to_string())
+            .collect();
+        assert_eq!(gpu_names, ["cuda", "metal", "vulkan"]);
+        assert_eq!(Backend::cpu_module_stem("haswell"), "ggml-cpu-haswell");
+    }
 }

@@ -6,11 +6,11 @@
 //!
 //! Tables are declared with [`function_table!`](crate::function_table) from C-like signatures and
 //! resolved by one non-generic function, [`SymbolSource::resolve`]. A missing required symbol is a
-//! [`LoadError::MissingSymbol`](crate::LoadError::MissingSymbol) naming the library and the symbol;
+//! [`MissingSymbol`] naming the library and the symbol;
 //! optional (deprecated) ones are `Option`.
 
 #[macro_use]
 mod table;
 pub mod upstream;
 
-pub use table::{Signature, SymbolSource};
+pub use table::{MissingSymbol, Signature, SymbolSource};

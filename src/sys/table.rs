@@ -3,8 +3,6 @@
 use std::ffi::{c_void, CStr};
 use std::path::Path;
 
-use crate::error::LoadError;
-
 /// One C function of a table, as declared: used by the tests that check the table against the
 /// pinned header.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +19,16 @@ pub struct Signature {
     pub return_type: &'static str,
 }
 
+/// A required symbol that a library does not export (the loader turns it into
+/// `LoadError::MissingSymbol`; `sys` itself knows nothing of the safe layer's errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSymbol {
+    /// The library searched.
+    pub path: std::path::PathBuf,
+    /// The C symbol name.
+    pub symbol: String,
+}
+
 /// Somewhere symbols can be looked up: a dlopened library with its path.
 pub trait SymbolSource {
     /// The file the symbols come from (for error messages).
@@ -28,9 +36,9 @@ pub trait SymbolSource {
     /// The address of `name`, or `None` when the library does not export it.
     fn lookup(&self, name: &CStr) -> Option<*const c_void>;
 
-    /// Resolves `name`; a required symbol that is missing becomes `LoadError::MissingSymbol`.
-    fn resolve(&self, name: &CStr) -> Result<*const c_void, LoadError> {
-        self.lookup(name).ok_or_else(|| LoadError::MissingSymbol {
+    /// Resolves `name`; a required symbol that is missing becomes [`MissingSymbol`].
+    fn resolve(&self, name: &CStr) -> Result<*const c_void, MissingSymbol> {
+        self.lookup(name).ok_or_else(|| MissingSymbol {
             path: self.path().to_path_buf(),
             symbol: name.to_string_lossy().into_owned(),
         })
@@ -101,8 +109,9 @@ macro_rules! function_table {
             /// Resolves every entry from `source`.
             ///
             /// # Errors
-            /// `LoadError::MissingSymbol` for the first required symbol the library lacks.
-            pub fn load(source: &dyn $crate::sys::SymbolSource) -> ::std::result::Result<Self, $crate::LoadError> {
+            /// [`MissingSymbol`]($crate::sys::MissingSymbol) for the first required symbol the library
+            /// lacks.
+            pub fn load(source: &dyn $crate::sys::SymbolSource) -> ::std::result::Result<Self, $crate::sys::MissingSymbol> {
                 Ok(Self {
                     $(
                         $req: {

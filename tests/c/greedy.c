@@ -40,6 +40,9 @@ int main(int argc, char ** argv) {
 
     struct llama_model_params mparams = llama_model_default_params();
     mparams.n_gpu_layers = 0;
+    /* The crate turns the CPU's extra buffer types off where the build has a faulty one (AMX). */
+    const char * extra = getenv("GREEDY_EXTRA_BUFTS");
+    mparams.use_extra_bufts = !(extra && extra[0] == '0');
     struct llama_model * model = llama_model_load_from_file(model_path, mparams);
     if (!model) { fprintf(stderr, "model load failed\n"); return 1; }
     const struct llama_vocab * vocab = llama_model_get_vocab(model);

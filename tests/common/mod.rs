@@ -87,6 +87,23 @@ pub fn tiny_llama() -> PathBuf {
     required_path("GGUF_LOADER_TINY_DIR").join("tiny-llama.gguf")
 }
 
+/// The tiny synthetic BERT embedding model (non-causal, mean pooling, WordPiece vocabulary,
+/// n_embd 32, no output head).
+pub fn tiny_bert() -> PathBuf {
+    required_path("GGUF_LOADER_TINY_BERT")
+}
+
+/// The tiny synthetic BERT reranker (rank pooling, classification head with two labels:
+/// n_cls_out 2, n_embd 48).
+pub fn tiny_reranker() -> PathBuf {
+    required_path("GGUF_LOADER_TINY_RERANKER")
+}
+
+/// The tiny synthetic T5 encoder-decoder model (has an encoder; decoder start token 0).
+pub fn tiny_t5() -> PathBuf {
+    required_path("GGUF_LOADER_TINY_T5")
+}
+
 /// Compiles C source into a shared library or executable with the system C compiler.
 pub fn compile_c(source: &str, output: &Path, extra_args: &[&str]) {
     let dir = output.parent().expect("output has a parent");
@@ -144,7 +161,9 @@ pub fn c_greedy(variant_dir: &Path) -> PathBuf {
     bin
 }
 
-/// Greedy token ids from the C reference program.
+/// Greedy token ids from the C reference program. It uses the CPU's extra buffer types exactly
+/// when the crate does for the same libraries (`LlamaLibrary::extra_buffer_types_are_safe`),
+/// so both paths run the same kernels.
 pub fn c_greedy_ids(
     variant_dir: &Path,
     model: &Path,
@@ -154,7 +173,11 @@ pub fn c_greedy_ids(
     n_batch: u32,
     prompt: &str,
 ) -> Vec<i32> {
+    let extra = gguf_loader::loader::LlamaLibrary::current()
+        .expect("load the library in this process before running the C reference")
+        .extra_buffer_types_are_safe();
     let output = Command::new(c_greedy(variant_dir))
+        .env("GREEDY_EXTRA_BUFTS", if extra { "1" } else { "0" })
         .arg(variant_dir)
         .arg(model)
         .args([

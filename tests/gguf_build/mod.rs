@@ -6,6 +6,18 @@ pub enum Value {
     U32(u32),
     Str(String),
     StrArray(Vec<String>),
+    F32(f32),
+    Bool(bool),
+    U32Array(Vec<u32>),
+    I32Array(Vec<i32>),
+    F32Array(Vec<f32>),
+    /// An array header declaring `count` elements of GGUF type `element_type`, followed by
+    /// `bytes` as they are (for crafted, hostile arrays).
+    RawArray {
+        element_type: u32,
+        count: u64,
+        bytes: Vec<u8>,
+    },
 }
 
 /// A tensor to write (F32 data of zeros).
@@ -68,6 +80,11 @@ impl Builder {
             out.extend_from_slice(&(s.len() as u64).to_le_bytes());
             out.extend_from_slice(s.as_bytes());
         };
+        let array_header = |out: &mut Vec<u8>, element_type: u32, count: u64| {
+            out.extend_from_slice(&9u32.to_le_bytes());
+            out.extend_from_slice(&element_type.to_le_bytes());
+            out.extend_from_slice(&count.to_le_bytes());
+        };
         for (key, value) in &self.kv {
             string(&mut out, key);
             match value {
@@ -86,6 +103,40 @@ impl Builder {
                     for s in items {
                         string(&mut out, s);
                     }
+                }
+                Value::F32(v) => {
+                    out.extend_from_slice(&6u32.to_le_bytes());
+                    out.extend_from_slice(&v.to_le_bytes());
+                }
+                Value::Bool(v) => {
+                    out.extend_from_slice(&7u32.to_le_bytes());
+                    out.push(u8::from(*v));
+                }
+                Value::U32Array(items) => {
+                    array_header(&mut out, 4, items.len() as u64);
+                    for v in items {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                Value::I32Array(items) => {
+                    array_header(&mut out, 5, items.len() as u64);
+                    for v in items {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                Value::F32Array(items) => {
+                    array_header(&mut out, 6, items.len() as u64);
+                    for v in items {
+                        out.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+                Value::RawArray {
+                    element_type,
+                    count,
+                    bytes,
+                } => {
+                    array_header(&mut out, *element_type, *count);
+                    out.extend_from_slice(bytes);
                 }
             }
         }

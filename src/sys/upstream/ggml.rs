@@ -23,6 +23,7 @@ crate::function_table! {
             fn ggml_backend_reg_dev_count(reg: ggml_backend_reg_t) -> usize;
             fn ggml_backend_reg_dev_get(reg: ggml_backend_reg_t, index: usize) -> ggml_backend_dev_t;
             fn ggml_backend_reg_get_proc_address(reg: ggml_backend_reg_t, name: *const c_char) -> *mut c_void;
+            fn ggml_backend_buft_name(buft: ggml_backend_buffer_type_t) -> *const c_char;
         }
         optional {}
     }

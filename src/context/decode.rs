@@ -1,0 +1,144 @@
+//! `decode` and `encode`: every batch is checked against the context before llama.cpp sees it.
+
+use super::outputs::Outputs;
+use super::Context;
+use crate::batch::Batch;
+use crate::error::{Error, Result};
+use crate::ffi::codes;
+
+/// Which computation a batch is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Decode,
+    Encode,
+}
+
+impl Context {
+    /// Checks `batch` for `pass` (llama.cpp asserts on most of these).
+    fn check_batch(&self, batch: &Batch, pass: Pass) -> Result<()> {
+        let invalid = |reason: String| Error::InvalidArgument {
+            parameter: "batch",
+            reason,
+        };
+        if batch.is_empty() {
+            return Err(invalid("is empty".into()));
+        }
+        if batch.len() > self.sizes.n_batch as usize {
+            return Err(invalid(format!(
+                "{} tokens exceed n_batch {}",
+                batch.len(),
+                self.sizes.n_batch
+            )));
+        }
+        let facts = self.model.facts();
+        let whole_ubatch = match pass {
+            Pass::Encode => Some("the encoder"),
+            Pass::Decode if !facts.causal_attention => Some("a non-causal model"),
+            Pass::Decode if !facts.has_output_head => Some("an embedding model"),
+            Pass::Decode => None,
+        };
+        if let Some(who) = whole_ubatch {
+            if batch.len() > self.sizes.n_ubatch as usize {
+                return Err(invalid(format!(
+                    "{} tokens exceed n_ubatch {}: {who} takes a whole batch at once (raise n_ubatch or split the input)",
+                    batch.len(),
+                    self.sizes.n_ubatch
+                )));
+            }
+        }
+        for token in batch.tokens() {
+            self.model.check_token(token)?;
+        }
+        for i in 0..batch.len() {
+            for &seq in batch.seq_ids(i) {
+                self.check_seq(seq)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The output rows a successful computation of `batch` produced.
+    fn outputs_of(&self, batch: &Batch, pass: Pass) -> Outputs {
+        let all = pass == Pass::Encode || self.sizes.embeddings;
+        let rows: Vec<i32> = if all {
+            (0..batch.len() as i32).collect()
+        } else {
+            batch.output_indices().map(|i| i as i32).collect()
+        };
+        let mut sequences: Vec<i32> = (0..batch.len())
+            .flat_map(|i| batch.seq_ids(i).iter().copied())
+            .collect();
+        sequences.sort_unstable();
+        sequences.dedup();
+        let logits = pass == Pass::Decode && self.model.has_output_head();
+        Outputs::new(rows, logits, self.sizes.embeddings, sequences)
+    }
+
+    fn finish_compute(&mut self, code: i32) -> Result<()> {
+        if self.abort.take_panicked() {
+            return Err(Error::CallbackPanicked { callback: "abort" });
+        }
+        codes::decode_result(code).map_err(Error::Decode)
+    }
+
+    /// Runs the model on `batch` (validated first: token ids, sequence ids, sizes).
+    ///
+    /// # Errors
+    /// `InvalidArgument` / `TokenOutOfRange` / `SequenceOutOfRange` for a batch that does not
+    /// fit the context; `NotSupported` when an encoder-decoder model has not encoded yet;
+    /// `Decode` for llama.cpp's codes (context full, aborted, ...); `CallbackPanicked`.
+    #[doc(alias = "llama_decode")]
+    pub fn decode(&mut self, batch: &mut Batch) -> Result<()> {
+        self.check_batch(batch, Pass::Decode)?;
+        if self.model.has_encoder() && !self.encoded {
+            return Err(Error::NotSupported {
+                operation: "decode",
+                reason: "this encoder-decoder model needs encode() first".into(),
+            });
+        }
+        if self.model.has_encoder() && !self.model.has_decoder() {
+            return Err(Error::NotSupported {
+                operation: "decode",
+                reason: "this model is an encoder only: use encode()".into(),
+            });
+        }
+        self.outputs = Outputs::default();
+        let ctx = self.raw();
+        let api = self.api();
+        // SAFETY: a live context used from this thread only; the batch was validated above
+        // and its arrays hold `n_tokens` entries that live for the call.
+        let code = batch.with_arrays(|arrays| unsafe { api.decode(ctx, arrays.to_c()) });
+        self.finish_compute(code)?;
+        self.outputs = self.outputs_of(batch, Pass::Decode);
+        Ok(())
+    }
+
+    /// Runs the encoder on `batch` (encoder-decoder models such as T5); the whole batch must fit
+    /// into `n_ubatch`.
+    ///
+    /// # Errors
+    /// `NotSupported` for a model without an encoder; as [`Self::decode`] otherwise.
+    #[doc(alias = "llama_encode")]
+    pub fn encode(&mut self, batch: &mut Batch) -> Result<()> {
+        if !self.model.has_encoder() {
+            return Err(Error::NotSupported {
+                operation: "encode",
+                reason: format!(
+                    "{} ({}) has no encoder: use decode()",
+                    self.model.path().display(),
+                    self.model.architecture()
+                ),
+            });
+        }
+        self.check_batch(batch, Pass::Encode)?;
+        self.outputs = Outputs::default();
+        let ctx = self.raw();
+        let api = self.api();
+        // SAFETY: as for decode; the model has an encoder and the batch fits n_ubatch.
+        let code = batch.with_arrays(|arrays| unsafe { api.encode(ctx, arrays.to_c()) });
+        self.finish_compute(code)?;
+        self.outputs = self.outputs_of(batch, Pass::Encode);
+        self.encoded = true;
+        Ok(())
+    }
+}

@@ -1,0 +1,50 @@
+//! The one internal, ABI-neutral way from the safe layer into llama.cpp.
+//!
+//! The safe types ([`crate::Model`], [`crate::Context`], [`crate::Sampler`], ...) never name a
+//! `sys` generation: they hold the opaque handle types of this module, call the methods of
+//! [`Api`], and hand Rust-side parameter structs to the converters in [`params`]. Only this
+//! module (and the loader) know which ABI generation was loaded and how its C structs look, so
+//! a second generation (the 2024 BitNet fork) is added here, beside [`upstream`], without
+//! touching the call sites.
+//!
+//! The module also owns the FFI idioms that every wrapper needs once:
+//! - [`strings`]: C strings from text and paths (interior NUL refused, one rule for paths);
+//! - [`buffers`]: the "call, learn the size, call again" loops (strings, tokens, bytes);
+//! - [`codes`]: return codes mapped to typed errors.
+//!
+//! Every method of [`Api`] is `unsafe`: its caller states, in a `// SAFETY:` line, how the
+//! C function's preconditions (documented per method where they go beyond "live handles") are
+//! met. Those preconditions are checked in Rust before the call; this module does no checking.
+
+pub(crate) mod buffers;
+pub(crate) mod codes;
+pub(crate) mod params;
+pub(crate) mod strings;
+mod upstream;
+
+pub(crate) use upstream::Api;
+
+/// Opaque handle types shared by every ABI generation (pointers to them are only passed back).
+pub(crate) use crate::sys::upstream::{
+    llama_context as RawContext, llama_memory_i as RawMemory, llama_model as RawModel,
+    llama_sampler as RawSampler, llama_vocab as RawVocab,
+};
+
+/// One candidate of a sampling step, laid out as the C `llama_token_data` of every generation.
+pub(crate) use crate::sys::upstream::llama_token_data as TokenData;
+/// The candidate array of a sampling step (`llama_token_data_array`).
+pub(crate) use crate::sys::upstream::llama_token_data_array as TokenDataArray;
+
+/// The C `llama_token` / `llama_pos` / `llama_seq_id` integer types.
+pub(crate) type RawToken = i32;
+
+/// The "no token" id of llama.h.
+pub(crate) const TOKEN_NULL: RawToken = crate::sys::upstream::LLAMA_TOKEN_NULL;
+
+/// A `(token, bias)` pair as `llama_sampler_init_logit_bias` takes it.
+pub(crate) use crate::sys::upstream::llama_logit_bias as LogitBias;
+
+/// `llama_sampler_chain_params`.
+pub(crate) fn chain_params(no_perf: bool) -> crate::sys::upstream::llama_sampler_chain_params {
+    crate::sys::upstream::llama_sampler_chain_params { no_perf }
+}

@@ -1,0 +1,175 @@
+//! [`Api`] backed by the upstream generation (`sys::upstream`, the pinned llama.h).
+
+use std::ffi::c_char;
+
+use crate::loader::LlamaLibrary;
+use crate::sys::upstream::{
+    self as sys, llama_batch, llama_context, llama_context_params, llama_logit_bias,
+    llama_memory_t, llama_model, llama_model_params, llama_perf_context_data, llama_pos,
+    llama_sampler, llama_seq_id, llama_token, llama_token_data_array, llama_vocab,
+};
+
+/// The llama.h functions the safe layer calls, for the loaded ABI generation.
+///
+/// Cheap to copy; borrow it from the [`LlamaLibrary`] every safe object holds.
+#[derive(Clone, Copy)]
+pub(crate) struct Api<'a> {
+    table: &'a sys::LlamaFunctions,
+}
+
+impl<'a> Api<'a> {
+    /// The interface of `library`'s generation.
+    pub(crate) fn of(library: &'a LlamaLibrary) -> Self {
+        Api {
+            table: library.llama(),
+        }
+    }
+}
+
+/// Declares forwarding methods: `fn name(args) -> ret = c_symbol;`.
+macro_rules! forward {
+    ($( $(#[$meta:meta])* fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? = $c:ident; )*) => {
+        impl Api<'_> {
+            $(
+                $(#[$meta])*
+                #[doc = concat!("`", stringify!($c), "`.")]
+                ///
+                /// # Safety
+                /// Every handle is live and owned as llama.h requires, and every precondition
+                /// of the C function is met (the safe layer checks them before calling).
+                #[inline]
+                #[allow(clippy::too_many_arguments)]
+                pub(crate) unsafe fn $name(&self, $($arg: $ty),*) $(-> $ret)? {
+                    // SAFETY: forwarded as is; the caller upholds the function's contract.
+                    unsafe { (self.table.$c)($($arg),*) }
+                }
+            )*
+        }
+    };
+}
+
+forward! {
+    // Library-wide.
+    fn max_devices() -> usize = llama_max_devices;
+    fn max_parallel_sequences() -> usize = llama_max_parallel_sequences;
+    fn model_default_params() -> llama_model_params = llama_model_default_params;
+    fn context_default_params() -> llama_context_params = llama_context_default_params;
+
+    // Model.
+    fn model_load_from_file(path: *const c_char, params: llama_model_params) -> *mut llama_model = llama_model_load_from_file;
+    fn model_free(model: *mut llama_model) = llama_model_free;
+    fn model_get_vocab(model: *const llama_model) -> *const llama_vocab = llama_model_get_vocab;
+    fn model_desc(model: *const llama_model, buf: *mut c_char, len: usize) -> i32 = llama_model_desc;
+    fn model_size(model: *const llama_model) -> u64 = llama_model_size;
+    fn model_n_params(model: *const llama_model) -> u64 = llama_model_n_params;
+    fn model_n_ctx_train(model: *const llama_model) -> i32 = llama_model_n_ctx_train;
+    fn model_n_embd(model: *const llama_model) -> i32 = llama_model_n_embd;
+    fn model_n_embd_out(model: *const llama_model) -> i32 = llama_model_n_embd_out;
+    fn model_n_layer(model: *const llama_model) -> i32 = llama_model_n_layer;
+    fn model_n_head(model: *const llama_model) -> i32 = llama_model_n_head;
+    fn model_n_head_kv(model: *const llama_model) -> i32 = llama_model_n_head_kv;
+    fn model_n_cls_out(model: *const llama_model) -> u32 = llama_model_n_cls_out;
+    fn model_has_encoder(model: *const llama_model) -> bool = llama_model_has_encoder;
+    fn model_has_decoder(model: *const llama_model) -> bool = llama_model_has_decoder;
+    fn model_decoder_start_token(model: *const llama_model) -> llama_token = llama_model_decoder_start_token;
+    fn model_is_recurrent(model: *const llama_model) -> bool = llama_model_is_recurrent;
+    fn model_rope_freq_scale_train(model: *const llama_model) -> f32 = llama_model_rope_freq_scale_train;
+    fn model_rope_type(model: *const llama_model) -> i32 = llama_model_rope_type;
+    fn model_chat_template(model: *const llama_model, name: *const c_char) -> *const c_char = llama_model_chat_template;
+    fn model_meta_val_str(model: *const llama_model, key: *const c_char, buf: *mut c_char, len: usize) -> i32 = llama_model_meta_val_str;
+    fn model_meta_count(model: *const llama_model) -> i32 = llama_model_meta_count;
+    fn model_meta_key_by_index(model: *const llama_model, i: i32, buf: *mut c_char, len: usize) -> i32 = llama_model_meta_key_by_index;
+    fn model_meta_val_str_by_index(model: *const llama_model, i: i32, buf: *mut c_char, len: usize) -> i32 = llama_model_meta_val_str_by_index;
+
+    // Vocabulary.
+    fn vocab_n_tokens(vocab: *const llama_vocab) -> i32 = llama_vocab_n_tokens;
+    fn vocab_type(vocab: *const llama_vocab) -> i32 = llama_vocab_type;
+    fn vocab_bos(vocab: *const llama_vocab) -> llama_token = llama_vocab_bos;
+    fn vocab_eos(vocab: *const llama_vocab) -> llama_token = llama_vocab_eos;
+    fn vocab_eot(vocab: *const llama_vocab) -> llama_token = llama_vocab_eot;
+    fn vocab_sep(vocab: *const llama_vocab) -> llama_token = llama_vocab_sep;
+    fn vocab_nl(vocab: *const llama_vocab) -> llama_token = llama_vocab_nl;
+    fn vocab_pad(vocab: *const llama_vocab) -> llama_token = llama_vocab_pad;
+    fn vocab_fim_pre(vocab: *const llama_vocab) -> llama_token = llama_vocab_fim_pre;
+    fn vocab_fim_suf(vocab: *const llama_vocab) -> llama_token = llama_vocab_fim_suf;
+    fn vocab_fim_mid(vocab: *const llama_vocab) -> llama_token = llama_vocab_fim_mid;
+    /// `token` must be in `0..n_vocab` (it indexes a vector with `.at()`, which throws).
+    fn vocab_is_eog(vocab: *const llama_vocab, token: llama_token) -> bool = llama_vocab_is_eog;
+    /// `len` bytes at `text`; `tokens` has room for `capacity` ids.
+    fn tokenize(vocab: *const llama_vocab, text: *const c_char, len: i32, tokens: *mut llama_token, capacity: i32, add_special: bool, parse_special: bool) -> i32 = llama_tokenize;
+    /// `token` in range (`.at()` throws otherwise); `buf` has `len` bytes.
+    fn token_to_piece(vocab: *const llama_vocab, token: llama_token, buf: *mut c_char, len: i32, lstrip: i32, special: bool) -> i32 = llama_token_to_piece;
+    /// Every token in range; `text` has `len` bytes.
+    fn detokenize(vocab: *const llama_vocab, tokens: *const llama_token, n_tokens: i32, text: *mut c_char, len: i32, remove_special: bool, unparse_special: bool) -> i32 = llama_detokenize;
+
+    // Context.
+    /// The model is not used by another `init_from_model` at the same time (see
+    /// `Context::new`), and the parameters were validated.
+    fn init_from_model(model: *mut llama_model, params: llama_context_params) -> *mut llama_context = llama_init_from_model;
+    fn free(ctx: *mut llama_context) = llama_free;
+    fn n_ctx(ctx: *const llama_context) -> u32 = llama_n_ctx;
+    fn n_ctx_seq(ctx: *const llama_context) -> u32 = llama_n_ctx_seq;
+    fn n_batch(ctx: *const llama_context) -> u32 = llama_n_batch;
+    fn n_ubatch(ctx: *const llama_context) -> u32 = llama_n_ubatch;
+    fn n_seq_max(ctx: *const llama_context) -> u32 = llama_n_seq_max;
+    fn pooling_type(ctx: *const llama_context) -> sys::llama_pooling_type = llama_pooling_type;
+    fn n_threads(ctx: *mut llama_context) -> i32 = llama_n_threads;
+    fn n_threads_batch(ctx: *mut llama_context) -> i32 = llama_n_threads_batch;
+    fn set_n_threads(ctx: *mut llama_context, n_threads: i32, n_threads_batch: i32) = llama_set_n_threads;
+    /// The batch was validated against the context (sizes, ids, sequences, positions).
+    fn decode(ctx: *mut llama_context, batch: llama_batch) -> i32 = llama_decode;
+    /// As `decode`, and the model has an encoder and the batch fits `n_ubatch`.
+    fn encode(ctx: *mut llama_context, batch: llama_batch) -> i32 = llama_encode;
+    /// `i` is an output row of the last decode.
+    fn get_logits_ith(ctx: *mut llama_context, i: i32) -> *mut f32 = llama_get_logits_ith;
+    /// `i` is an output row of the last decode of an embeddings context.
+    fn get_embeddings_ith(ctx: *mut llama_context, i: i32) -> *mut f32 = llama_get_embeddings_ith;
+    fn get_embeddings_seq(ctx: *mut llama_context, seq_id: llama_seq_id) -> *mut f32 = llama_get_embeddings_seq;
+    fn get_memory(ctx: *const llama_context) -> llama_memory_t = llama_get_memory;
+    fn perf_context(ctx: *const llama_context) -> llama_perf_context_data = llama_perf_context;
+    fn perf_context_reset(ctx: *mut llama_context) = llama_perf_context_reset;
+
+    // Memory (KV cache): sequence ids in `0..n_seq_max` (or -1 where "all" is allowed).
+    fn memory_clear(mem: llama_memory_t, data: bool) = llama_memory_clear;
+    fn memory_seq_rm(mem: llama_memory_t, seq_id: llama_seq_id, p0: llama_pos, p1: llama_pos) -> bool = llama_memory_seq_rm;
+    fn memory_seq_cp(mem: llama_memory_t, src: llama_seq_id, dst: llama_seq_id, p0: llama_pos, p1: llama_pos) = llama_memory_seq_cp;
+    fn memory_seq_keep(mem: llama_memory_t, seq_id: llama_seq_id) = llama_memory_seq_keep;
+    fn memory_seq_add(mem: llama_memory_t, seq_id: llama_seq_id, p0: llama_pos, p1: llama_pos, delta: llama_pos) = llama_memory_seq_add;
+    fn memory_seq_pos_min(mem: llama_memory_t, seq_id: llama_seq_id) -> llama_pos = llama_memory_seq_pos_min;
+    fn memory_seq_pos_max(mem: llama_memory_t, seq_id: llama_seq_id) -> llama_pos = llama_memory_seq_pos_max;
+    fn memory_can_shift(mem: llama_memory_t) -> bool = llama_memory_can_shift;
+
+    // Samplers.
+    fn sampler_chain_init(params: sys::llama_sampler_chain_params) -> *mut llama_sampler = llama_sampler_chain_init;
+    fn sampler_chain_add(chain: *mut llama_sampler, sampler: *mut llama_sampler) = llama_sampler_chain_add;
+    fn sampler_chain_get(chain: *mut llama_sampler, i: i32) -> *mut llama_sampler = llama_sampler_chain_get;
+    fn sampler_name(sampler: *const llama_sampler) -> *const c_char = llama_sampler_name;
+    /// The token is one the sampler accepts (a grammar throws on a token it rejects).
+    fn sampler_accept(sampler: *mut llama_sampler, token: llama_token) = llama_sampler_accept;
+    fn sampler_apply(sampler: *mut llama_sampler, candidates: *mut llama_token_data_array) = llama_sampler_apply;
+    fn sampler_reset(sampler: *mut llama_sampler) = llama_sampler_reset;
+    fn sampler_clone(sampler: *const llama_sampler) -> *mut llama_sampler = llama_sampler_clone;
+    fn sampler_free(sampler: *mut llama_sampler) = llama_sampler_free;
+    fn sampler_get_seed(sampler: *const llama_sampler) -> u32 = llama_sampler_get_seed;
+    fn sampler_init_greedy() -> *mut llama_sampler = llama_sampler_init_greedy;
+    fn sampler_init_dist(seed: u32) -> *mut llama_sampler = llama_sampler_init_dist;
+    fn sampler_init_top_k(k: i32) -> *mut llama_sampler = llama_sampler_init_top_k;
+    fn sampler_init_top_p(p: f32, min_keep: usize) -> *mut llama_sampler = llama_sampler_init_top_p;
+    fn sampler_init_min_p(p: f32, min_keep: usize) -> *mut llama_sampler = llama_sampler_init_min_p;
+    fn sampler_init_typical(p: f32, min_keep: usize) -> *mut llama_sampler = llama_sampler_init_typical;
+    fn sampler_init_temp(t: f32) -> *mut llama_sampler = llama_sampler_init_temp;
+    fn sampler_init_temp_ext(t: f32, delta: f32, exponent: f32) -> *mut llama_sampler = llama_sampler_init_temp_ext;
+    fn sampler_init_xtc(p: f32, t: f32, min_keep: usize, seed: u32) -> *mut llama_sampler = llama_sampler_init_xtc;
+    fn sampler_init_top_n_sigma(n: f32) -> *mut llama_sampler = llama_sampler_init_top_n_sigma;
+    fn sampler_init_mirostat(n_vocab: i32, seed: u32, tau: f32, eta: f32, m: i32) -> *mut llama_sampler = llama_sampler_init_mirostat;
+    fn sampler_init_mirostat_v2(seed: u32, tau: f32, eta: f32) -> *mut llama_sampler = llama_sampler_init_mirostat_v2;
+    /// `last_n` was bounded (it sizes a ring buffer).
+    fn sampler_init_penalties(n_vocab: i32, last_n: i32, repeat: f32, frequency: f32, presence: f32) -> *mut llama_sampler = llama_sampler_init_penalties;
+    /// Breakers counted and bounded; `last_n` bounded.
+    fn sampler_init_dry(vocab: *const llama_vocab, multiplier: f32, base: f32, allowed_length: i32, last_n: i32, breakers: *mut *const c_char, n_breakers: usize) -> *mut llama_sampler = llama_sampler_init_dry;
+    /// Every bias's token in range.
+    fn sampler_init_logit_bias(n_vocab: i32, n_biases: i32, biases: *const llama_logit_bias) -> *mut llama_sampler = llama_sampler_init_logit_bias;
+    /// The grammar was pre-checked (size, nesting).
+    fn sampler_init_grammar(vocab: *const llama_vocab, grammar: *const c_char, root: *const c_char) -> *mut llama_sampler = llama_sampler_init_grammar;
+    fn sampler_init_infill(vocab: *const llama_vocab) -> *mut llama_sampler = llama_sampler_init_infill;
+}

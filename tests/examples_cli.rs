@@ -1,0 +1,213 @@
+//! The examples' command lines: `--help` prints usage and exits 0; an unknown option is named in
+//! the error and exits 2. No llama.cpp is needed (nothing is loaded before the arguments are
+//! parsed).
+//!
+//! The example binaries are the ones `cargo test` builds next to the test executables
+//! (`target/<profile>/examples/<name>`). A filtered run (`cargo test --test examples_cli`) does
+//! not build examples, so the test runs `cargo build --examples` once for the same target
+//! directory and profile (a no-op when they are up to date).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const EXAMPLES: [&str; 3] = ["generate", "doctor", "bench"];
+
+/// `target/<profile>`: the directory of the test executable's `deps` directory.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test executable lies in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the examples into [`profile_dir`] once per test run.
+fn build_examples() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let profile_dir = profile_dir();
+        let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--examples", "--quiet", "--manifest-path"])
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target_dir);
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cargo.arg("--release");
+            }
+            Some(profile) => {
+                cargo.args(["--profile", profile]);
+            }
+        }
+        let output = cargo.output().map_err(|e| format!("running cargo: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`cargo build --examples` failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    if let Err(message) = result {
+        panic!("{message}");
+    }
+}
+
+/// The built example `name`.
+fn example(name: &str) -> PathBuf {
+    build_examples();
+    let path = profile_dir()
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "example binary {} is missing after `cargo build --examples`",
+        path.display()
+    );
+    path
+}
+
+fn run(name: &str, args: &[&str]) -> Output {
+    Command::new(example(name))
+        .args(args)
+        // Not a smoke-test child, whatever the environment of the test run says.
+        .env_remove("GGUF_LOADER_SMOKE_DIR")
+        .env_remove("GGUF_LOADER_SMOKE_BACKEND")
+        .output()
+        .unwrap_or_else(|e| panic!("running example {name}: {e}"))
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_prints_usage_and_exits_0() {
+    for name in EXAMPLES {
+        for flag in ["--help", "-h"] {
+            let output = run(name, &[flag]);
+            let stdout = text(&output.stdout);
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "{name} {flag}: {stdout}{}",
+                text(&output.stderr)
+            );
+            assert!(
+                stdout.starts_with(&format!("usage: {name} ")),
+                "{name} {flag}: {stdout}"
+            );
+            assert!(stdout.contains("--help"), "{name} {flag}: {stdout}");
+        }
+    }
+}
+
+#[test]
+fn help_lists_every_documented_flag() {
+    let expected: [(&str, &[&str]); 3] = [
+        (
+            "generate",
+            &[
+                "--model",
+                "-n",
+                "--greedy",
+                "--temp",
+                "--top-k",
+                "--top-p",
+                "--min-p",
+                "--repeat-penalty",
+                "--seed",
+                "--threads",
+                "--variant",
+                "--variant-dir",
+                "--gpu-layers",
+                "-ngl",
+                "--token-ids",
+            ],
+        ),
+        ("doctor", &["--json"]),
+        (
+            "bench",
+            &[
+                "--model",
+                "--threads",
+                "--prompt-tokens",
+                "--gen-tokens",
+                "--repeat",
+            ],
+        ),
+    ];
+    for (name, flags) in expected {
+        let stdout = text(&run(name, &["--help"]).stdout);
+        for flag in flags {
+            assert!(
+                stdout.contains(flag),
+                "{name} --help lacks {flag}: {stdout}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_option_is_named_and_exits_2() {
+    for name in EXAMPLES {
+        for (args, named) in [
+            (&["--frobnicate"][..], "unknown option --frobnicate"),
+            (&["-Z"][..], "unknown option -Z"),
+        ] {
+            let output = run(name, args);
+            let stderr = text(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "{name} {args:?}: {stderr}");
+            assert!(
+                stderr.starts_with(&format!("error: {named}")),
+                "{name} {args:?}: {stderr}"
+            );
+            assert!(output.stdout.is_empty(), "{name} {args:?}");
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_with_the_old_messages() {
+    for (name, args, message) in [
+        ("generate", &["--temp"][..], "error: --temp needs a value"),
+        (
+            "generate",
+            &["--temp", "warm", "hi"][..],
+            "error: invalid value for --temp: \"warm\"",
+        ),
+        (
+            "generate",
+            &["--greedy", "--top-k", "5", "hi"][..],
+            "error: --greedy excludes --temp/--top-k/--top-p/--min-p/--repeat-penalty",
+        ),
+        ("generate", &["-n", "3"][..], "error: missing PROMPT"),
+        (
+            "generate",
+            &["one", "two"][..],
+            "error: only one PROMPT argument (quote it)",
+        ),
+        (
+            "generate",
+            &["-ngl"][..],
+            "error: --gpu-layers needs a value",
+        ),
+        (
+            "doctor",
+            &["extra"][..],
+            "error: unexpected argument \"extra\"",
+        ),
+        ("bench", &["--threads", "many"][..], "error: bad --threads"),
+        ("bench", &["--repeat"][..], "error: --repeat needs a value"),
+    ] {
+        let output = run(name, args);
+        let stderr = text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name} {args:?}: {stderr}");
+        assert!(stderr.starts_with(message), "{name} {args:?}: {stderr}");
+    }
+}
