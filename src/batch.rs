@@ -18,44 +18,47 @@ pub struct Batch {
     n_seq_max: usize,
     tokens: Vec<CInt>,
     positions: Vec<CInt>,
-    n_seq_id: Vec<i32>,
-    /// `capacity * n_seq_max` slots: row i holds token i's sequence ids.
+    n_seq_id: Vec<CInt>,
+    /// Where token i's sequence ids start in `seq_ids`.
+    seq_offsets: Vec<usize>,
+    /// Every token's sequence ids, one after the other (at most `capacity * n_seq_max`).
     seq_ids: Vec<CInt>,
     logits: Vec<i8>,
 }
 
 impl Batch {
+    /// Most tokens a batch holds (no context takes more per decode).
+    pub const MAX_TOKENS: usize = 1 << 24;
+    /// Most sequences one token can belong to (llama.cpp's `LLAMA_MAX_SEQ`).
+    pub const MAX_SEQUENCES: usize = 256;
+
     /// A batch of up to `capacity` tokens, each in up to `n_seq_max` sequences.
     ///
     /// # Errors
-    /// `InvalidArgument` when either is zero or too large for llama.cpp's `int32_t`.
+    /// `InvalidArgument` when either is zero or above its limit ([`Batch::MAX_TOKENS`],
+    /// [`Batch::MAX_SEQUENCES`]), or when the memory cannot be reserved.
     pub fn new(capacity: usize, n_seq_max: usize) -> Result<Self> {
-        if capacity == 0 || i32::try_from(capacity).is_err() {
+        if capacity == 0 || capacity > Self::MAX_TOKENS {
             return Err(Error::InvalidArgument {
                 parameter: "capacity",
-                reason: format!("{capacity} must be 1..=i32::MAX"),
+                reason: format!("{capacity} must be 1..={}", Self::MAX_TOKENS),
             });
         }
-        if n_seq_max == 0 || i32::try_from(n_seq_max).is_err() {
+        if n_seq_max == 0 || n_seq_max > Self::MAX_SEQUENCES {
             return Err(Error::InvalidArgument {
                 parameter: "n_seq_max",
-                reason: format!("{n_seq_max} must be at least 1"),
+                reason: format!("{n_seq_max} must be 1..={}", Self::MAX_SEQUENCES),
             });
         }
-        let slots = capacity
-            .checked_mul(n_seq_max)
-            .ok_or(Error::InvalidArgument {
-                parameter: "n_seq_max",
-                reason: "capacity * n_seq_max overflows".into(),
-            })?;
         Ok(Batch {
             capacity,
             n_seq_max,
-            tokens: Vec::with_capacity(capacity),
-            positions: Vec::with_capacity(capacity),
-            n_seq_id: Vec::with_capacity(capacity),
-            seq_ids: vec![0; slots],
-            logits: Vec::with_capacity(capacity),
+            tokens: reserve(capacity)?,
+            positions: reserve(capacity)?,
+            n_seq_id: reserve(capacity)?,
+            seq_offsets: reserve(capacity)?,
+            seq_ids: reserve(capacity)?,
+            logits: reserve(capacity)?,
         })
     }
 
@@ -99,8 +102,8 @@ impl Batch {
                 reason: format!("{bad} is negative"),
             });
         }
-        let row = self.tokens.len() * self.n_seq_max;
-        self.seq_ids[row..row + seq_ids.len()].copy_from_slice(seq_ids);
+        self.seq_offsets.push(self.seq_ids.len());
+        self.seq_ids.extend_from_slice(seq_ids);
         self.tokens.push(token.0);
         self.positions.push(position);
         self.n_seq_id.push(seq_ids.len() as i32);
@@ -151,6 +154,8 @@ impl Batch {
         self.tokens.clear();
         self.positions.clear();
         self.n_seq_id.clear();
+        self.seq_offsets.clear();
+        self.seq_ids.clear();
         self.logits.clear();
     }
 
@@ -176,8 +181,8 @@ impl Batch {
 
     /// Sequence ids of token `i`.
     pub fn seq_ids(&self, i: usize) -> &[i32] {
-        let row = i * self.n_seq_max;
-        &self.seq_ids[row..row + self.n_seq_id[i] as usize]
+        let start = self.seq_offsets[i];
+        &self.seq_ids[start..start + self.n_seq_id[i] as usize]
     }
 
     /// Indices of tokens that output logits.
@@ -191,12 +196,13 @@ impl Batch {
 
     /// Calls `f` with C arrays over this batch; the pointers are valid only during the call.
     pub(crate) fn with_arrays<R>(&mut self, f: impl FnOnce(&BatchArrays) -> R) -> R {
-        let n_seq_max = self.n_seq_max;
         let base = self.seq_ids.as_mut_ptr();
-        let mut rows: Vec<*mut CInt> = (0..self.tokens.len())
-            // SAFETY: i < len <= capacity, so i * n_seq_max is inside `seq_ids`
-            // (capacity * n_seq_max slots).
-            .map(|i| unsafe { base.add(i * n_seq_max) })
+        let mut rows: Vec<*mut CInt> = self
+            .seq_offsets
+            .iter()
+            // SAFETY: every offset is the start of a token's ids inside `seq_ids` (pushed
+            // together in `add`), so it is in bounds.
+            .map(|&start| unsafe { base.add(start) })
             .collect();
         let arrays = BatchArrays {
             n_tokens: self.tokens.len() as i32,
@@ -208,6 +214,16 @@ impl Batch {
         };
         f(&arrays)
     }
+}
+
+/// An empty vector with room for `n` elements, or a typed error when it cannot be had.
+fn reserve<T>(n: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|e| Error::InvalidArgument {
+        parameter: "capacity",
+        reason: format!("cannot reserve {n} entries: {e}"),
+    })?;
+    Ok(v)
 }
 
 #[cfg(test)]

@@ -417,6 +417,19 @@ negative_cases! {
     }
 
     // ---- 4. Context and batch invariants.
+    fn batch_sizes_are_bounded() {
+        invalid(Batch::new(usize::MAX, 1), "capacity");
+        invalid(Batch::new(0, 1), "capacity");
+        invalid(Batch::new(1, 0), "n_seq_max");
+        invalid(Batch::new(1, 100_000), "n_seq_max");
+        invalid(Batch::new(i32::MAX as usize, 256), "capacity");
+        let mut big = Batch::new(1 << 20, 256).unwrap();
+        let all: Vec<i32> = (0..256).collect();
+        big.add(Token(1), 0, &all, true).unwrap();
+        invalid(big.add(Token(1), 1, &[0; 257], true), "seq_ids");
+        invalid(big.add(Token(1), -1, &[0], true), "position");
+    }
+
     fn encode_needs_an_encoder() {
         let m = tiny();
         let mut context = ctx(&m);
@@ -557,6 +570,7 @@ negative_cases! {
         batch.add_sequence(&[Token(2), Token(10), Token(11), Token(3)], 0, 0, true).unwrap();
         context.decode(&mut batch).unwrap();
         not_supported(context.logits(-1));
+        not_supported(context.embeddings_ith(-1));
         let pooled = context.embeddings_seq(0).unwrap();
         assert_eq!(pooled.len(), m.n_embd_out() as usize);
         assert!(pooled.iter().all(|v| v.is_finite()));

@@ -98,15 +98,26 @@ impl Context {
         Ok(unsafe { std::slice::from_raw_parts(ptr, n_vocab) })
     }
 
-    /// The embedding of output `i` of the last decode (contexts with embeddings; per-token
-    /// with [`Pooling::None`]). `n_embd_out` floats.
+    /// The embedding of output `i` of the last decode (contexts with embeddings and
+    /// [`Pooling::None`]). `n_embd_out` floats.
     ///
     /// # Errors
-    /// `NotSupported` without embeddings; `OutputOutOfRange` for an index that is not an output
-    /// row.
+    /// `NotSupported` without embeddings or with pooling; `OutputOutOfRange` for an index that
+    /// is not an output row.
     #[doc(alias = "llama_get_embeddings_ith")]
     pub fn embeddings_ith(&self, i: i32) -> Result<&[f32]> {
         self.require_embeddings("per-token embeddings")?;
+        if self.sizes.pooling != Pooling::None {
+            // llama.cpp fills the per-token buffer only without pooling; the rows would be
+            // stale or zero.
+            return Err(Error::NotSupported {
+                operation: "per-token embeddings",
+                reason: format!(
+                    "the context pools ({:?}): read embeddings_seq, or create it with Pooling::None",
+                    self.sizes.pooling
+                ),
+            });
+        }
         if !self.outputs.embeddings {
             return Err(Error::OutputOutOfRange {
                 what: "embeddings",

@@ -374,13 +374,3 @@ impl Sampler {
             .collect()
     }
 }
-
-impl Context {
-    /// Samples with `sampler` from output `idx` of the last decode (validated).
-    ///
-    /// # Errors
-    /// As [`Sampler::sample`].
-    pub fn sample(&mut self, sampler: &mut Sampler, idx: i32) -> Result<Token> {
-        sampler.sample(self, idx)
-    }
-}
