@@ -78,6 +78,7 @@ fn mutated_headers_never_panic() {
                     }
                 }
                 let _ = MemoryEstimate::new(&file, 512, 2);
+                let _ = gguf_loader::gguf::check_hyperparameters(&file, &[]);
             }
             Err(_) => rejected += 1,
         }

@@ -395,6 +395,7 @@ negative_cases! {
         let m = tiny();
         invalid(Context::new(&m, params().with_threads(0)), "n_threads");
         invalid(Context::new(&m, params().with_threads(100_000)), "n_threads");
+        invalid(Context::new(&m, params().with_threads(Context::max_threads() + 1)), "n_threads");
         let mut context = ctx(&m);
         invalid(context.set_threads(1, 1_000_000), "n_threads_batch");
         invalid(context.set_threads(-3, 1), "n_threads");
@@ -407,6 +408,7 @@ negative_cases! {
         invalid(Context::new(&m, params().with_n_ctx(u32::MAX)), "n_ctx");
         invalid(Context::new(&m, params().with_n_seq_max(0)), "n_seq_max");
         invalid(Context::new(&m, params().with_n_seq_max(100_000)), "n_seq_max");
+        invalid(Context::new(&m, params().with_n_batch(2).with_n_seq_max(4)), "n_seq_max");
         invalid(Context::new(&m, ContextParams { rope_freq_base: Some(f32::NAN), ..params() }), "rope_freq_base");
         invalid(Context::new(&m, ContextParams { yarn_ext_factor: Some(f32::NAN), ..params() }), "yarn_ext_factor");
         invalid(Context::new(&m, ContextParams {
@@ -472,6 +474,19 @@ negative_cases! {
         invalid(context.decode(&mut batch), "batch");
     }
 
+    fn pooled_embeddings_of_a_causal_model_fit_n_ubatch() {
+        let m = tiny();
+        let mut context = Context::new(&m, params().with_n_ubatch(4).with_embeddings(Pooling::Mean)).unwrap();
+        let tokens: Vec<Token> = (0..10).map(|i| Token(10 + i)).collect();
+        let mut batch = Batch::new(16, 1).unwrap();
+        batch.add_sequence(&tokens, 0, 0, true).unwrap();
+        invalid(context.decode(&mut batch), "batch");
+        let mut small = Batch::new(4, 1).unwrap();
+        small.add_sequence(&tokens[..4], 0, 0, true).unwrap();
+        context.decode(&mut small).unwrap();
+        assert_eq!(context.embeddings_seq(0).unwrap().len(), m.n_embd_out() as usize);
+    }
+
     fn vocab_only_model_cannot_make_a_context() {
         let m = Model::load(library(), common::tiny_llama(), ModelParams::new().vocab_only(true)).unwrap();
         assert!(!m.tokenize("hello", true, false).unwrap().is_empty());
@@ -504,6 +519,11 @@ negative_cases! {
             }
         }
         invalid(context.memory_seq_rm(Some(0), Some(5), Some(2)).map(|_| ()), "p0/p1");
+        let mut batch = Batch::new(16, 1).unwrap();
+        batch.add_sequence(&words(&m, "hello"), 0, 0, true).unwrap();
+        context.decode(&mut batch).unwrap();
+        invalid(context.memory_seq_add(0, None, None, i32::MAX), "delta");
+        context.memory_seq_add(0, None, None, 3).unwrap();
         assert!(context.memory_seq_rm(None, None, None).unwrap());
         context.memory_seq_cp(0, 1, None, None).unwrap();
         assert_eq!(context.memory_pos_max(1).unwrap(), None);

@@ -13,5 +13,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         let _ = gguf_loader::gguf::MemoryEstimate::new(&file, 512, 2);
+        // The hyper-parameter checks must never panic either.
+        let _ = gguf_loader::gguf::check_hyperparameters(&file, &[]);
     }
 });

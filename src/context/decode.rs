@@ -35,6 +35,11 @@ impl Context {
             Pass::Encode => Some("the encoder"),
             Pass::Decode if !facts.causal_attention => Some("a non-causal model"),
             Pass::Decode if !facts.has_output_head => Some("an embedding model"),
+            // A pooled sequence split across physical batches would be pooled over its last
+            // part only (llama.cpp overwrites the sequence's embedding per ubatch).
+            Pass::Decode if self.sizes.embeddings && self.sizes.pooling != super::Pooling::None => {
+                Some("pooled embeddings")
+            }
             Pass::Decode => None,
         };
         if let Some(who) = whole_ubatch {

@@ -170,6 +170,15 @@ impl Context {
         let Some(memory) = self.memory() else {
             return Ok(());
         };
+        // Positions are i32 in llama.cpp, shifted with signed arithmetic (overflow is UB there).
+        // SAFETY: a live memory handle; seq_id in range.
+        let max = unsafe { self.api().memory_seq_pos_max(memory, seq_id) };
+        if max >= 0 && max.checked_add(delta).is_none() {
+            return Err(Error::InvalidArgument {
+                parameter: "delta",
+                reason: format!("{delta} would overflow position {max}"),
+            });
+        }
         // SAFETY: a live memory handle.
         if !unsafe { self.api().memory_can_shift(memory) } {
             return Err(Error::NotSupported {

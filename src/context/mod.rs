@@ -108,8 +108,14 @@ fn invalid(parameter: &'static str, reason: impl Into<String>) -> Error {
 const MAX_N_CTX: u32 = 1 << 30;
 
 impl Context {
-    /// Most threads a context may use (ggml's `GGML_MAX_N_THREADS`).
-    pub const MAX_THREADS: i32 = 512;
+    /// Most threads a context may use on this machine: twice the available cores, at least
+    /// 4, at most ggml's `GGML_MAX_N_THREADS` (512). ggml starts that many threads for every
+    /// graph and they spin while they wait, so more only slow it down (64 threads on 2 cores
+    /// made a decode ten times slower; 600 did not finish), and far more exhaust memory.
+    pub fn max_threads() -> i32 {
+        let cores = std::thread::available_parallelism().map_or(4, |n| n.get());
+        (cores.saturating_mul(2)).clamp(4, 512) as i32
+    }
 
     /// Creates a context.
     ///
@@ -161,7 +167,7 @@ impl Context {
                 pooling: pooling_from_c(api.pooling_type(raw)),
             }
         };
-        Ok(Context {
+        let context = Context {
             model: model.clone(),
             raw: ctx,
             abort,
@@ -169,7 +175,22 @@ impl Context {
             outputs: Outputs::default(),
             encoded: false,
             _not_sync: PhantomData,
-        })
+        };
+        if context.sizes.embeddings
+            && context.sizes.pooling == Pooling::Rank
+            && !model.facts().has_classifier
+        {
+            // The model's own default pooling is rank, but it has no classifier: the scores
+            // would be read from the pooled hidden state (garbage). Dropping frees the context.
+            return Err(Error::NotSupported {
+                operation: "rank pooling",
+                reason: format!(
+                    "{} declares rank pooling but has no classifier tensors (cls / cls.output)",
+                    model.path().display()
+                ),
+            });
+        }
+        Ok(context)
     }
 
     pub(crate) fn api(&self) -> Api<'_> {
@@ -269,6 +290,14 @@ fn settle(model: &Model, params: &ContextParams) -> Result<ContextSettings> {
         Some(v) => v,
         None => defaults.n_seq_max,
     };
+    if n_seq_max > n_batch {
+        // llama.cpp reserves one output row per sequence within n_batch:
+        // GGML_ASSERT(n_outputs_max <= cparams.n_outputs_max) in output_reserve.
+        return Err(invalid(
+            "n_seq_max",
+            format!("{n_seq_max} sequences need n_batch >= {n_seq_max} (n_batch is {n_batch})"),
+        ));
+    }
     let kv_unified = params.kv_unified.unwrap_or(defaults.kv_unified);
     if !kv_unified && n_seq_max > n_ctx {
         return Err(invalid(
@@ -292,11 +321,12 @@ fn settle(model: &Model, params: &ContextParams) -> Result<ContextSettings> {
     ]) {
         // Default: one thread per available core (llama.cpp's own default is a fixed 4, which
         // oversubscribes small machines: ggml's threads spin while they wait).
-        let t = value.unwrap_or(cores.min(Context::MAX_THREADS));
-        if !(1..=Context::MAX_THREADS).contains(&t) {
+        let max = Context::max_threads();
+        let t = value.unwrap_or(cores.min(max));
+        if !(1..=max).contains(&t) {
             return Err(invalid(
                 name,
-                format!("{t} must be 1..={}", Context::MAX_THREADS),
+                format!("{t} must be 1..={max} (twice this machine's cores)"),
             ));
         }
         *slot = t;

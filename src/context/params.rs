@@ -60,7 +60,7 @@ pub struct ContextParams {
     /// One KV buffer shared by all sequences (`false`: each sequence gets `n_ctx / n_seq_max`).
     pub kv_unified: Option<bool>,
     /// Threads for generation (default: the available cores; at most
-    /// [`crate::Context::MAX_THREADS`]).
+    /// [`crate::Context::max_threads`]).
     pub n_threads: Option<i32>,
     /// Threads for prompt processing (default: the available cores).
     pub n_threads_batch: Option<i32>,

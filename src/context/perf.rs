@@ -20,7 +20,7 @@ pub struct Perf {
 }
 
 impl Context {
-    /// Changes the thread counts (each `1..=`[`Context::MAX_THREADS`]).
+    /// Changes the thread counts (each `1..=`[`Context::max_threads`]).
     ///
     /// # Errors
     /// `InvalidArgument` naming the count out of range.
@@ -30,10 +30,11 @@ impl Context {
             ("n_threads", n_threads),
             ("n_threads_batch", n_threads_batch),
         ] {
-            if !(1..=Context::MAX_THREADS).contains(&t) {
+            let max = Context::max_threads();
+            if !(1..=max).contains(&t) {
                 return Err(Error::InvalidArgument {
                     parameter,
-                    reason: format!("{t} must be 1..={}", Context::MAX_THREADS),
+                    reason: format!("{t} must be 1..={max} (twice this machine's cores)"),
                 });
             }
         }

@@ -185,8 +185,9 @@ impl Sampler {
             match self.kinds[i] {
                 Kind::LazyGrammar if lazy_waiting => continue,
                 Kind::Picker => {
-                    // SAFETY: llama.cpp's samplers only shrink `size` and reorder in place, so
-                    // `data` still points at `candidates` and `size` <= its length.
+                    // SAFETY: llama.cpp's samplers shrink `size`, reorder in place, or advance
+                    // `data` within the array (xtc), so `data..data + size` stays inside
+                    // `candidates`.
                     let left = unsafe { std::slice::from_raw_parts(array.data, array.size) };
                     if !left.iter().any(|c| c.logit.is_finite()) {
                         return Err(if self.grammar_index().is_some() {
@@ -218,7 +219,7 @@ impl Sampler {
                     array.selected, array.size
                 ),
             })?;
-        // SAFETY: as above; `selected` < size.
+        // SAFETY: `data..data + size` lies inside `candidates` (see above); `selected` < size.
         let chosen = unsafe { *array.data.add(selected) };
         if chosen.logit.is_nan() || chosen.logit == f32::NEG_INFINITY {
             return Err(Error::Sampling {
