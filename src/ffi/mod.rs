@@ -7,7 +7,8 @@
 //! a second generation (the 2024 BitNet fork) is added here, beside [`upstream`], without
 //! touching the call sites.
 //!
-//! The module also owns the FFI idioms that every wrapper needs once:
+//! The module also owns the FFI idioms that every wrapper needs once (leaf modules with no
+//! dependency on the rest of the crate, so the loader uses the same C-string rule):
 //! - [`strings`]: C strings from text and paths (interior NUL refused, one rule for paths);
 //! - [`buffers`]: the "call, learn the size, call again" loops (strings, tokens, bytes);
 //! - [`codes`]: return codes mapped to typed errors.

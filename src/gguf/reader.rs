@@ -246,6 +246,9 @@ fn foreign_format(path: &Path, head: &[u8]) -> Option<GgufError> {
 }
 
 /// Reads and validates `path`.
+///
+/// # Errors
+/// A [`GgufError`] naming what is wrong with the file (missing, truncated, corrupt, too large).
 pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
     let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => GgufError::NotFound { path: path.into() },
@@ -275,6 +278,9 @@ pub fn read(path: &Path) -> Result<GgufFile, GgufError> {
 }
 
 /// Parses GGUF bytes held in memory (`path` only names them in errors).
+///
+/// # Errors
+/// As [`read`].
 pub fn parse_bytes(bytes: &[u8], path: &Path) -> Result<GgufFile, GgufError> {
     parse(std::io::Cursor::new(bytes), bytes.len() as u64, path)
 }

@@ -49,6 +49,9 @@ fn call_version(source: &dyn SymbolSource, symbol: &CStr) -> Result<String, Load
 }
 
 /// Reads and checks `ggml_version()` of libggml-base; returns (version, commit).
+///
+/// # Errors
+/// `MissingSymbol` or `AbiMismatch` naming the library, found and expected.
 pub fn verify_ggml(base: &dyn SymbolSource) -> Result<(String, String), LoadError> {
     let found = call_version(base, c"ggml_version")
         .map_err(|e| missing_as_mismatch(e, "ggml_version()", upstream::GGML_VERSION))?;
@@ -65,6 +68,9 @@ pub fn verify_ggml(base: &dyn SymbolSource) -> Result<(String, String), LoadErro
 }
 
 /// Reads and checks `llama_version()` and the symbol fingerprint of libllama.
+///
+/// # Errors
+/// `MissingSymbol` or `AbiMismatch` naming the library, found and expected.
 pub fn verify_llama(llama: &dyn SymbolSource) -> Result<String, LoadError> {
     let found = call_version(llama, c"llama_version")
         .map_err(|e| missing_as_mismatch(e, "llama_version()", upstream::LLAMA_VERSION))?;
@@ -81,6 +87,9 @@ pub fn verify_llama(llama: &dyn SymbolSource) -> Result<String, LoadError> {
 }
 
 /// Checks that the marker symbols are present or absent as in the pinned header.
+///
+/// # Errors
+/// `AbiMismatch` naming the first marker that is wrong.
 #[doc(hidden)]
 pub fn verify_fingerprint(llama: &dyn SymbolSource) -> Result<(), LoadError> {
     let lookup = |name: &str| {

@@ -330,6 +330,7 @@ impl LlamaLibrary {
     }
 
     /// Names of the registered backends (`CPU`, `Vulkan`, ...).
+    #[doc(alias = "ggml_backend_reg_name")]
     pub fn backend_names(&self) -> Vec<String> {
         let ggml = &self.inner.ggml;
         // SAFETY: the registry functions take no pointers; indices are below the count.
@@ -348,6 +349,8 @@ impl LlamaLibrary {
     }
 
     /// Every device the loaded backends offer.
+    #[doc(alias = "ggml_backend_dev_get")]
+    #[doc(alias = "ggml_backend_dev_memory")]
     pub fn devices(&self) -> Vec<Device> {
         let ggml = &self.inner.ggml;
         // SAFETY: no arguments.
@@ -440,18 +443,12 @@ fn load_plugins(
     Ok(files)
 }
 
+/// A C string for a plugin path, through the crate's one path rule (`ffi::strings::path`).
 fn path_to_c(path: &Path) -> Result<CString, LoadError> {
-    let text = path
-        .to_str()
-        .ok_or_else(|| LoadError::InvalidConfiguration {
-            name: "path".into(),
-            value: path.display().to_string(),
-            reason: "llama.cpp needs UTF-8 paths".into(),
-        })?;
-    CString::new(text).map_err(|_| LoadError::InvalidConfiguration {
+    crate::ffi::strings::path(path).map_err(|e| LoadError::InvalidConfiguration {
         name: "path".into(),
         value: path.display().to_string(),
-        reason: "contains a NUL byte".into(),
+        reason: e.reason(),
     })
 }
 

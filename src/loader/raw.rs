@@ -29,6 +29,9 @@ impl RawLibrary {
     /// # Safety
     /// Opening a library runs its initialisers. The caller must only open libraries it means to
     /// use as llama.cpp/ggml builds (their initialisers are plain C++ static constructors).
+    ///
+    /// # Errors
+    /// `Open` with the path and the loader's reason.
     pub unsafe fn open(path: &Path) -> Result<Self, LoadError> {
         #[cfg(unix)]
         // SAFETY: the caller accepts running the library's initialisers (see above).

@@ -48,6 +48,9 @@ impl SmokeTest {
     /// Runs the child for `dir` and `backend`; `Err` says how it failed (exit code, signal,
     /// time-out, its last stderr line). In a smoke-test child ([`requested`]) it starts
     /// nothing and says so: children never spawn children.
+    ///
+    /// # Errors
+    /// The child's failure as text.
     pub fn run(&self, dir: &Path, backend: &str) -> Result<(), String> {
         if requested() {
             return Err(format!(
