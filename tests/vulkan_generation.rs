@@ -1,13 +1,14 @@
 //! Vulkan end to end on Mesa's lavapipe: with every layer offloaded, generation runs on the
-//! Vulkan device (listed, and llama.cpp assigns the layers to it), and its greedy tokens equal
-//! the CPU run's (the C reference over the cpu variant). Gemma 3 is used: its greedy choices have
-//! clear margins, so CPU and Vulkan arithmetic agree on them.
+//! Vulkan device (listed, and llama.cpp assigns the layers to it), and its choices agree with the
+//! CPU run's (the C reference over the cpu variant): the first token is equal, and with the CPU's
+//! tokens fed to both, Vulkan's top-1 equals the CPU's at every step where the CPU's choice leads
+//! by more than `CLEAR_MARGIN` (near-ties may split between backends and are listed).
 
 mod common;
 
 use gguf_loader::loader::{LlamaLibrary, PluginSelection, VariantDirectory};
 use gguf_loader::{
-    Context, ContextParams, GenerateOptions, GpuLayers, Model, ModelParams, Sampler,
+    Batch, Context, ContextParams, GenerateOptions, GpuLayers, Model, ModelParams, Sampler, Token,
 };
 
 #[test]
@@ -80,9 +81,42 @@ fn generation_runs_on_lavapipe_and_matches_the_cpu() {
         summary.generated_tokens,
         summary.tokens_per_second()
     );
-    let cpu = common::c_greedy_ids(&common::cpu_dir(), &path, n, 2, 256, 256, prompt);
-    assert_eq!(
-        vulkan, cpu,
-        "Vulkan (lavapipe) and CPU greedy tokens differ"
-    );
+    // The CPU reference (the C program over the cpu variant), with each step's margin.
+    let cpu = common::c_greedy_with_margins(&common::cpu_dir(), &path, n, 2, 256, 256, prompt);
+    assert_eq!(vulkan.first(), cpu.first().map(|(id, _)| id), "first token");
+    // Teacher-forced on Vulkan: feed the CPU's tokens and compare Vulkan's top-1 at every step
+    // where the CPU's choice leads the runner-up clearly. Across backends, greedy ids may split
+    // on near-ties (different summation order), after which free-running sequences diverge.
+    let prompt_tokens = model.tokenize(prompt, true, true).unwrap();
+    context.clear_memory();
+    let mut batch = Batch::new(256, 1).unwrap();
+    batch.add_sequence(&prompt_tokens, 0, 0, true).unwrap();
+    context.decode(&mut batch).unwrap();
+    let mut position = prompt_tokens.len() as i32;
+    let (mut compared, mut near_ties) = (0, 0);
+    for (step, (id, margin)) in cpu.iter().enumerate() {
+        let logits = context.logits(-1).unwrap();
+        let top = (0..logits.len())
+            .max_by(|a, b| logits[*a].total_cmp(&logits[*b]))
+            .unwrap() as i32;
+        if *margin > CLEAR_MARGIN {
+            compared += 1;
+            assert_eq!(
+                top, *id,
+                "step {step}: Vulkan picks {top}, the CPU {id} with a lead of {margin}"
+            );
+        } else {
+            near_ties += 1;
+            println!("step {step}: near-tie (CPU lead {margin}), Vulkan {top}, CPU {id}");
+        }
+        batch.clear();
+        batch.add(Token(*id), position, &[0], true).unwrap();
+        context.decode(&mut batch).unwrap();
+        position += 1;
+    }
+    println!("{compared} steps compared on top-1, {near_ties} near-ties skipped");
+    assert!(compared * 2 >= cpu.len(), "too few clear steps to compare");
 }
+
+/// A CPU lead (in logits) above which Vulkan must pick the same token.
+const CLEAR_MARGIN: f32 = 0.5;

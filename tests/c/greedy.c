@@ -3,11 +3,13 @@
  * usage: greedy VARIANT_DIR MODEL N_PREDICT THREADS N_CTX N_BATCH PROMPT
  * Loads every backend plugin of VARIANT_DIR (as the Rust side's AllInDirectory does), tokenizes
  * PROMPT with add_special and parse_special, feeds it in chunks of N_BATCH, then prints each
- * greedily generated token id on its own line until N_PREDICT tokens or end of generation. */
+ * greedily generated token id on its own line until N_PREDICT tokens or end of generation
+ * (with GREEDY_MARGINS set, each id is followed by its logit lead over the runner-up). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <math.h>
 
 #include "llama.h"
 
@@ -87,7 +89,18 @@ int main(int argc, char ** argv) {
     for (int i = 0; i < n_predict; i++) {
         llama_token id = llama_sampler_sample(chain, ctx, -1);
         if (llama_vocab_is_eog(vocab, id)) break;
-        printf("%d\n", id);
+        if (getenv("GREEDY_MARGINS")) {
+            /* The lead of the chosen token over the runner-up: where it is small, another
+             * backend may pick the runner-up (a near-tie), so comparisons need it. */
+            const float * logits = llama_get_logits_ith(ctx, -1);
+            float second = -INFINITY;
+            for (int t = 0; t < llama_vocab_n_tokens(vocab); t++) {
+                if (t != id && logits[t] > second) second = logits[t];
+            }
+            printf("%d %.6f\n", id, logits[id] - second);
+        } else {
+            printf("%d\n", id);
+        }
         generated++;
         if (i + 1 == n_predict) break; /* like the Rust loop: the last token is not decoded */
         batch.n_tokens = 1;

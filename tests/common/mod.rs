@@ -173,11 +173,54 @@ pub fn c_greedy_ids(
     n_batch: u32,
     prompt: &str,
 ) -> Vec<i32> {
+    c_greedy_run(
+        variant_dir,
+        model,
+        n,
+        threads,
+        n_ctx,
+        n_batch,
+        prompt,
+        false,
+    )
+    .into_iter()
+    .map(|(id, _)| id)
+    .collect()
+}
+
+/// As [`c_greedy_ids`], with each token's logit lead over the runner-up.
+pub fn c_greedy_with_margins(
+    variant_dir: &Path,
+    model: &Path,
+    n: usize,
+    threads: i32,
+    n_ctx: u32,
+    n_batch: u32,
+    prompt: &str,
+) -> Vec<(i32, f32)> {
+    c_greedy_run(variant_dir, model, n, threads, n_ctx, n_batch, prompt, true)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn c_greedy_run(
+    variant_dir: &Path,
+    model: &Path,
+    n: usize,
+    threads: i32,
+    n_ctx: u32,
+    n_batch: u32,
+    prompt: &str,
+    margins: bool,
+) -> Vec<(i32, f32)> {
     let extra = gguf_loader::loader::LlamaLibrary::current()
         .expect("load the library in this process before running the C reference")
         .extra_buffer_types_are_safe();
-    let output = Command::new(c_greedy(variant_dir))
-        .env("GREEDY_EXTRA_BUFTS", if extra { "1" } else { "0" })
+    let mut command = Command::new(c_greedy(variant_dir));
+    command.env("GREEDY_EXTRA_BUFTS", if extra { "1" } else { "0" });
+    if margins {
+        command.env("GREEDY_MARGINS", "1");
+    }
+    let output = command
         .arg(variant_dir)
         .arg(model)
         .args([
@@ -196,7 +239,12 @@ pub fn c_greedy_ids(
     );
     String::from_utf8_lossy(&output.stdout)
         .lines()
-        .map(|l| l.trim().parse().unwrap())
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            let id = parts.next().unwrap().parse().unwrap();
+            let margin = parts.next().map_or(f32::INFINITY, |m| m.parse().unwrap());
+            (id, margin)
+        })
         .collect()
 }
 
