@@ -363,6 +363,9 @@ negative_cases! {
         invalid(Sampler::builder(&m).mirostat(1, f32::NAN, 0.1, 100).build(), "mirostat_tau");
         invalid(Sampler::builder(&m).mirostat_v2(1, 5.0, f32::INFINITY).build(), "mirostat_eta");
         invalid(Sampler::builder(&m).mirostat(1, 5.0, 0.1, 0).build(), "mirostat_m");
+        invalid(Sampler::builder(&m).mirostat(1, 5.0, 0.1, 1).build(), "mirostat_m");
+        invalid(Sampler::builder(&m).temp(1e-30).greedy().build(), "temperature");
+        invalid(Sampler::builder(&m).dry(0.8, 1.75, 65, 64, &["\n"]).greedy().build(), "dry_allowed_length");
         invalid(Sampler::builder(&m).mirostat(1, 5.0, 0.1, m.n_vocab() + 1).build(), "mirostat_m");
         invalid(Sampler::builder(&m).logit_bias(&[(Token(3), f32::NAN)]).greedy().build(), "logit_bias");
         invalid(Sampler::builder(&m).logit_bias(&[(Token(3), f32::INFINITY)]).greedy().build(), "logit_bias");
@@ -389,6 +392,15 @@ negative_cases! {
         invalid(Sampler::builder(&m).grammar("root ::= \"a\"{99999999}", "root").greedy().build(), "grammar");
         invalid(Sampler::builder(&m).grammar("root ::= <[99999999999999999999]>", "root").greedy().build(), "grammar");
         invalid(Sampler::builder(&m).grammar(DIGITS, "root").grammar(DIGITS, "root").greedy().build(), "grammar");
+    }
+
+    fn infill_needs_a_bounded_candidate_set() {
+        let m = tiny();
+        invalid(Sampler::builder(&m).infill().dist(1).build(), "infill");
+        invalid(Sampler::builder(&m).top_k(5000).infill().dist(1).build(), "infill");
+        let mut sampler = Sampler::builder(&m).top_k(40).top_p(0.9, 1).infill().dist(1).build().unwrap();
+        let mut context = decoded(&m, &words(&m, "hello"));
+        m.check_token(sampler.sample(&mut context, -1).unwrap()).unwrap();
     }
 
     fn thread_counts_are_bounded() {

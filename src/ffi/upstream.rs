@@ -84,6 +84,9 @@ forward! {
     // Vocabulary.
     fn vocab_n_tokens(vocab: *const llama_vocab) -> i32 = llama_vocab_n_tokens;
     fn vocab_type(vocab: *const llama_vocab) -> i32 = llama_vocab_type;
+    fn vocab_get_add_bos(vocab: *const llama_vocab) -> bool = llama_vocab_get_add_bos;
+    fn vocab_get_add_eos(vocab: *const llama_vocab) -> bool = llama_vocab_get_add_eos;
+    fn vocab_get_add_sep(vocab: *const llama_vocab) -> bool = llama_vocab_get_add_sep;
     fn vocab_bos(vocab: *const llama_vocab) -> llama_token = llama_vocab_bos;
     fn vocab_eos(vocab: *const llama_vocab) -> llama_token = llama_vocab_eos;
     fn vocab_eot(vocab: *const llama_vocab) -> llama_token = llama_vocab_eot;

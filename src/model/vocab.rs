@@ -5,6 +5,11 @@ use crate::error::{Error, Result};
 use crate::ffi::{buffers, RawToken, TOKEN_NULL};
 use crate::token::Token;
 
+/// `LLAMA_VOCAB_TYPE_NONE`: no tokenizer.
+const VOCAB_TYPE_NONE: i32 = 0;
+/// `LLAMA_VOCAB_TYPE_WPM`: BERT's WordPiece (always adds CLS/BOS and SEP).
+const VOCAB_TYPE_WPM: i32 = 3;
+
 impl Model {
     /// Vocabulary size.
     #[doc(alias = "llama_vocab_n_tokens")]
@@ -88,6 +93,54 @@ impl Model {
         unsafe { self.api().vocab_is_eog(self.vocab(), token.0) }
     }
 
+    /// `Ok` when the model has a tokenizer (llama.cpp asserts on one whose vocabulary type is
+    /// `none`).
+    fn require_tokenizer(&self) -> Result<()> {
+        if self.vocab_type() == VOCAB_TYPE_NONE {
+            return Err(Error::NotSupported {
+                operation: "tokenization",
+                reason: format!(
+                    "{} has no tokenizer (vocabulary type none)",
+                    self.path().display()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// `Ok` when the special tokens `add_special` would add exist (llama.cpp asserts on a
+    /// model that asks for a BOS, EOS or SEP it does not have; WPM always adds CLS and SEP).
+    fn check_add_special(&self) -> Result<()> {
+        let api = self.api();
+        let vocab = self.vocab();
+        // SAFETY: a live vocab; plain getters.
+        let (add_bos, add_eos, add_sep) = unsafe {
+            (
+                api.vocab_get_add_bos(vocab),
+                api.vocab_get_add_eos(vocab),
+                api.vocab_get_add_sep(vocab),
+            )
+        };
+        let wpm = self.vocab_type() == VOCAB_TYPE_WPM;
+        let missing = [
+            ("BOS", add_bos || wpm, self.token_bos()),
+            ("EOS", add_eos && !wpm, self.token_eos()),
+            ("SEP", add_sep || wpm, self.token_sep()),
+        ]
+        .into_iter()
+        .find(|(_, wanted, token)| *wanted && token.is_none());
+        match missing {
+            Some((name, _, _)) => Err(Error::InvalidArgument {
+                parameter: "add_special",
+                reason: format!(
+                    "{} asks for a {name} token it does not define (tokenize with add_special = false)",
+                    self.path().display()
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
     /// `Ok` if `token` is in the vocabulary.
     ///
     /// # Errors
@@ -116,7 +169,9 @@ impl Model {
     /// characters here (the text is passed with its length).
     ///
     /// # Errors
-    /// `InvalidArgument` for text over 2 GiB or one that gives more tokens than can be counted.
+    /// `InvalidArgument` for text over 2 GiB or one that gives more tokens than can be counted,
+    /// or `add_special` on a model that lacks a special token it asks for; `NotSupported` for a
+    /// model without a tokenizer.
     #[doc(alias = "llama_tokenize")]
     pub fn tokenize(
         &self,
@@ -124,6 +179,10 @@ impl Model {
         add_special: bool,
         parse_special: bool,
     ) -> Result<Vec<Token>> {
+        self.require_tokenizer()?;
+        if add_special {
+            self.check_add_special()?;
+        }
         let len = i32::try_from(text.len()).map_err(|_| Error::InvalidArgument {
             parameter: "text",
             reason: format!("{} bytes is longer than 2 GiB", text.len()),
@@ -156,6 +215,7 @@ impl Model {
     #[doc(alias = "llama_token_to_piece")]
     pub fn token_to_bytes(&self, token: Token, special: bool) -> Result<Vec<u8>> {
         self.check_token(token)?;
+        self.require_tokenizer()?;
         buffers::negated_length::<u8>(32, |buf, capacity| {
             // SAFETY: a live vocab; token in range; `buf` has `capacity` bytes.
             unsafe {
@@ -195,6 +255,7 @@ impl Model {
         unparse_special: bool,
     ) -> Result<String> {
         self.check_tokens(tokens)?;
+        self.require_tokenizer()?;
         let n_tokens = i32::try_from(tokens.len()).map_err(|_| Error::InvalidArgument {
             parameter: "tokens",
             reason: format!("{} tokens are more than llama.cpp can take", tokens.len()),

@@ -35,6 +35,12 @@ use crate::ffi::{strings, Api, RawSampler};
 use crate::model::Model;
 use crate::token::Token;
 
+/// The smallest positive temperature (a logit divided by less overflows to infinity).
+pub const MIN_TEMPERATURE: f32 = 1e-6;
+
+/// At most this many candidates may reach the infill sampler, which compares every pair.
+pub const MAX_INFILL_CANDIDATES: i32 = 1000;
+
 /// Builder state: filters may be added; a picker finishes the chain.
 #[derive(Debug)]
 pub struct Open;
@@ -75,6 +81,7 @@ impl SamplerBuilder<Open> {
                     kinds: Vec::new(),
                     lazy: None,
                     candidates: Vec::new(),
+                    smallest_top_k: None,
                 }),
                 None,
             ),
@@ -146,6 +153,9 @@ impl SamplerBuilder<Open> {
         if self.check(|_| if k >= 1 { Ok(()) } else { Err(invalid("top_k", format!("{k} must be >= 1 (llama.cpp ignores k <= 0: leave the sampler out to keep every token)"))) }).is_none() {
             return self;
         }
+        if let Some(chain) = self.chain.as_mut() {
+            chain.smallest_top_k = Some(chain.smallest_top_k.map_or(k, |s| s.min(k)));
+        }
         // SAFETY: a value argument in range.
         self.push(Kind::Filter, "llama_sampler_init_top_k", |a| unsafe {
             a.sampler_init_top_k(k)
@@ -205,8 +215,11 @@ impl SamplerBuilder<Open> {
     pub fn temp(mut self, t: f32) -> Self {
         let Some(t) = self.check(|_| {
             finite("temperature", t)?;
-            if t < 0.0 {
-                return Err(invalid("temperature", format!("{t} must be >= 0")));
+            if t < 0.0 || (t > 0.0 && t < MIN_TEMPERATURE) {
+                return Err(invalid(
+                    "temperature",
+                    format!("{t} must be 0 or at least {MIN_TEMPERATURE} (logits / t overflows to NaN below)"),
+                ));
             }
             Ok(t)
         }) else {
@@ -356,6 +369,12 @@ impl SamplerBuilder<Open> {
                 ));
             }
             checks::last_n("dry_penalty_last_n", last_n, m.n_ctx_train().max(1))?;
+            if allowed_length > last_n {
+                return Err(invalid(
+                    "dry_allowed_length",
+                    format!("{allowed_length} is longer than dry_penalty_last_n {last_n}"),
+                ));
+            }
             checks::dry_breakers(breakers)?;
             breakers
                 .iter()
@@ -488,9 +507,39 @@ impl SamplerBuilder<Open> {
         this
     }
 
-    /// Fill-in-the-middle helper sampler.
+    /// Fill-in-the-middle helper sampler. It compares every pair of candidates, so a
+    /// `top_k` of at most [`MAX_INFILL_CANDIDATES`] must come before it; the model needs an EOT
+    /// or EOS token and token pieces of at most 512 bytes (llama.cpp's scratch buffers).
     #[doc(alias = "llama_sampler_init_infill")]
-    pub fn infill(self) -> Self {
+    pub fn infill(mut self) -> Self {
+        let bounded = self.chain.as_ref().and_then(|c| c.smallest_top_k);
+        let checked = self.check(|m| {
+            if !bounded.is_some_and(|k| k <= MAX_INFILL_CANDIDATES) {
+                return Err(invalid(
+                    "infill",
+                    format!("needs top_k(k <= {MAX_INFILL_CANDIDATES}) before it (it compares every pair of candidates)"),
+                ));
+            }
+            if m.token_eot().is_none() && m.token_eos().is_none() {
+                return Err(Error::NotSupported {
+                    operation: "infill",
+                    reason: "the model has neither an EOT nor an EOS token".into(),
+                });
+            }
+            if let Some(long) = (0..m.n_vocab())
+                .map(Token)
+                .find(|t| m.token_to_bytes(*t, false).map_or(true, |b| b.len() > 512))
+            {
+                return Err(Error::NotSupported {
+                    operation: "infill",
+                    reason: format!("token {long}'s text is longer than 512 bytes"),
+                });
+            }
+            Ok(())
+        });
+        if checked.is_none() {
+            return self;
+        }
         let vocab = self.model.vocab();
         // SAFETY: a live vocab.
         self.push(Kind::Filter, "llama_sampler_init_infill", |a| unsafe {
@@ -551,12 +600,15 @@ impl SamplerBuilder<Open> {
     }
 
     /// Mirostat v1: picks aiming at surprise `tau`, learning rate `eta`, estimating from the
-    /// `m` most likely tokens (`1..=n_vocab`).
+    /// `m` most likely tokens (`2..=n_vocab`).
     #[doc(alias = "llama_sampler_init_mirostat")]
     pub fn mirostat(mut self, seed: u32, tau: f32, eta: f32, m: i32) -> SamplerBuilder<Complete> {
         let n_vocab = self.model.n_vocab();
-        if self.mirostat_params(tau, eta) && !(1..=n_vocab).contains(&m) {
-            self = self.fail(invalid("mirostat_m", format!("{m} must be 1..={n_vocab}")));
+        if self.mirostat_params(tau, eta) && !(2..=n_vocab.max(2)).contains(&m) {
+            self = self.fail(invalid(
+                "mirostat_m",
+                format!("{m} must be 2..={n_vocab} (m = 1 estimates 0/0)"),
+            ));
         }
         // SAFETY: value arguments in range.
         self.finish("llama_sampler_init_mirostat", |a| unsafe {

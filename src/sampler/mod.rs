@@ -23,7 +23,7 @@ use crate::ffi::{strings, Api, RawSampler, TokenData, TokenDataArray};
 use crate::model::Model;
 use crate::token::Token;
 
-pub use builder::{Complete, Open, SamplerBuilder};
+pub use builder::{Complete, Open, SamplerBuilder, MAX_INFILL_CANDIDATES, MIN_TEMPERATURE};
 use lazy::{Fired, LazyTrigger};
 
 /// What one sampler of the chain is.
@@ -50,6 +50,8 @@ pub struct Sampler {
     lazy: Option<LazyTrigger>,
     /// Candidate buffer reused between steps.
     candidates: Vec<TokenData>,
+    /// The smallest `top_k` in the chain (bounds what later samplers see).
+    smallest_top_k: Option<i32>,
 }
 
 // SAFETY: a sampler chain is plain state owned by this value; llama.cpp has no thread
@@ -127,6 +129,7 @@ impl Sampler {
             kinds: self.kinds.clone(),
             lazy: self.lazy.clone(),
             candidates: Vec::new(),
+            smallest_top_k: self.smallest_top_k,
         })
     }
 
