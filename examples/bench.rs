@@ -120,6 +120,9 @@ fn child(options: &Options, module: &str) -> Result<(), Box<dyn std::error::Erro
     };
     let library = LlamaLibrary::load(&dir, selection)?;
     let model = Model::load(&library, &options.model, ModelParams::new())?;
+    // The C loop must run the same kernels: the crate turns the CPU's extra buffer types off
+    // where the build has a faulty one (AMX).
+    let extra = u8::from(library.extra_buffer_types_are_safe());
     let (mut best_pp, mut best_tg) = (0f64, 0f64);
     if module == "auto" {
         let mut context = Context::new(
@@ -143,7 +146,7 @@ fn child(options: &Options, module: &str) -> Result<(), Box<dyn std::error::Erro
             best_pp = best_pp.max(summary.prompt_tokens_per_second());
             best_tg = best_tg.max(summary.tokens_per_second());
         }
-        println!("{best_pp:.3} {best_tg:.3}");
+        println!("{best_pp:.3} {best_tg:.3} {extra}");
         return Ok(());
     }
     let n_ctx = (options.prompt_tokens + options.gen_tokens + 8) as u32;
@@ -175,11 +178,13 @@ fn child(options: &Options, module: &str) -> Result<(), Box<dyn std::error::Erro
         }
         best_tg = best_tg.max(options.gen_tokens as f64 / started.elapsed().as_secs_f64());
     }
-    println!("{best_pp:.3} {best_tg:.3}");
+    println!("{best_pp:.3} {best_tg:.3} {extra}");
     Ok(())
 }
 
-fn run_child(options: &Options, module: &str) -> Result<(f64, f64), String> {
+/// Runs a child; returns (prompt tok/s, generation tok/s, whether the CPU's extra buffer types
+/// were on).
+fn run_child(options: &Options, module: &str) -> Result<(f64, f64, bool), String> {
     let output = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
         .args(["--model", &options.model.display().to_string()])
         .args(["--threads", &options.threads.to_string()])
@@ -205,11 +210,12 @@ fn run_child(options: &Options, module: &str) -> Result<(f64, f64), String> {
         .next()
         .and_then(|v| v.parse().ok())
         .ok_or("no tg figure")?;
-    Ok((pp, tg))
+    let extra = parts.next() != Some("0");
+    Ok((pp, tg, extra))
 }
 
 /// The C loop (tests/c/greedy.c) on the cpu directory's best module: generation tok/s.
-fn c_generation(options: &Options, dir: &Path) -> Result<f64, String> {
+fn c_generation(options: &Options, dir: &Path, extra: bool) -> Result<f64, String> {
     let cache = gguf_loader::loader::discovery::cache_root();
     let source = cache.join("source/llama-cpp-sys-2-0.1.161");
     let out = std::env::temp_dir().join(format!("gguf-loader-bench-greedy-{}", std::process::id()));
@@ -243,6 +249,7 @@ fn c_generation(options: &Options, dir: &Path) -> Result<f64, String> {
             ])
             .arg(&prompt)
             .env("GREEDY_TIMING", "1")
+            .env("GREEDY_EXTRA_BUFTS", if extra { "1" } else { "0" })
             .output()
             .map_err(|e| e.to_string())?;
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -304,7 +311,7 @@ fn main() -> ExitCode {
     let mut results = Vec::new();
     for module in [best.as_str(), "x64"] {
         match run_child(&options, module) {
-            Ok((pp, tg)) => {
+            Ok((pp, tg, _)) => {
                 println!("  cpu-{module:<14} prompt {pp:8.1} tok/s   generation {tg:7.1} tok/s");
                 results.push((pp, tg));
             }
@@ -328,8 +335,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match (run_child(&options, "auto"), c_generation(&options, &dir)) {
-        (Ok((_, rust_tg)), Ok(c_tg)) => {
+    let rust = run_child(&options, "auto");
+    let extra = rust.as_ref().map_or(true, |(_, _, extra)| *extra);
+    match (rust, c_generation(&options, &dir, extra)) {
+        (Ok((_, rust_tg, _)), Ok(c_tg)) => {
             println!("  generation loop, same libraries (best module): Rust {rust_tg:.1} tok/s, C {c_tg:.1} tok/s, ratio Rust/C {:.3}", rust_tg / c_tg);
         }
         (Err(e), _) | (_, Err(e)) => eprintln!("warning: Rust-vs-C comparison skipped: {e}"),
