@@ -8,7 +8,6 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use gguf_loader::hardware::{GpuApi, GpuInfo, GpuType, HardwareProfile};
 use gguf_loader::loader::smoke::{run_if_requested, SmokeTest, SMOKE_DIR_ENV};
 use gguf_loader::loader::{load_best, SearchPaths, SelectOptions};
 
@@ -111,17 +110,7 @@ fn self_as_child(entry: &str, markers: &Path, fake_dir: &Path) -> SmokeTest {
 /// Selection options whose first candidate is the vulkan variant of `fake_dir` (a pretend
 /// discrete GPU), smoke-tested with `smoke`.
 fn forgetful_options(fake_dir: &Path, smoke: SmokeTest) -> SelectOptions {
-    let mut hardware = HardwareProfile::detect();
-    hardware.gpus.push(GpuInfo {
-        api: GpuApi::Vulkan,
-        vendor_id: 0x1002,
-        name: "a pretend discrete GPU".into(),
-        device_type: GpuType::Discrete,
-        memory_bytes: 8 << 30,
-        driver_version: 1,
-        compute_capability: None,
-        free_bytes: None,
-    });
+    let hardware = common::hardware_with_pretend_gpu();
     SelectOptions {
         search: SearchPaths::new().with_dir(fake_dir).only_explicit(),
         force: None,

@@ -260,39 +260,65 @@ impl Params<'_> {
             .map(|(_, v)| v)
     }
 
-    /// A `uint32_t` key as `get_key` reads it, and whether an override set it. `None` when
-    /// absent, or of a type llama.cpp refuses for it (it then fails cleanly).
+    /// A key as `get_key` reads it, and whether an override set it: the first override of the
+    /// right type wins, else the file's value of the right type; `None` when absent, or of a
+    /// type llama.cpp refuses for it (it then fails cleanly).
+    fn lookup<T>(
+        &self,
+        key: &str,
+        from_override: impl Fn(&MetadataValue) -> Option<T>,
+        from_file: impl Fn(&GgufValue) -> Option<T>,
+    ) -> Option<(T, bool)> {
+        if let Some(v) = self.override_of(key).and_then(from_override) {
+            return Some((v, true));
+        }
+        from_file(self.file.get(key)?).map(|v| (v, false))
+    }
+
+    /// A `uint32_t` key (an integer override is truncated to its low 32 bits, as llama.cpp
+    /// assigns `val_i64` to a `uint32_t`).
     fn u32(&self, key: &str) -> Option<(u32, bool)> {
-        if let Some(MetadataValue::Int(v)) = self.override_of(key) {
-            // `target = ovrd->val_i64` into a uint32_t: truncated to the low 32 bits.
-            return Some((*v as u32, true));
-        }
-        match self.file.get(key)? {
-            GgufValue::U32(v) => Some((*v, false)),
-            _ => None,
-        }
+        self.lookup(
+            key,
+            |o| match o {
+                MetadataValue::Int(v) => Some(*v as u32),
+                _ => None,
+            },
+            |f| match f {
+                GgufValue::U32(v) => Some(*v),
+                _ => None,
+            },
+        )
     }
 
-    /// A `float` key as `get_key` reads it.
+    /// A `float` key.
     fn f32(&self, key: &str) -> Option<(f32, bool)> {
-        if let Some(MetadataValue::Float(v)) = self.override_of(key) {
-            return Some((*v as f32, true));
-        }
-        match self.file.get(key)? {
-            GgufValue::F32(v) => Some((*v, false)),
-            _ => None,
-        }
+        self.lookup(
+            key,
+            |o| match o {
+                MetadataValue::Float(v) => Some(*v as f32),
+                _ => None,
+            },
+            |f| match f {
+                GgufValue::F32(v) => Some(*v),
+                _ => None,
+            },
+        )
     }
 
-    /// A string key as `get_key` reads it.
+    /// A string key.
     fn string(&self, key: &str) -> Option<(String, bool)> {
-        if let Some(MetadataValue::Str(v)) = self.override_of(key) {
-            return Some((v.clone(), true));
-        }
-        match self.file.get(key)? {
-            GgufValue::String(v) => Some((v.clone(), false)),
-            _ => None,
-        }
+        self.lookup(
+            key,
+            |o| match o {
+                MetadataValue::Str(v) => Some(v.clone()),
+                _ => None,
+            },
+            |f| match f {
+                GgufValue::String(v) => Some(v.clone()),
+                _ => None,
+            },
+        )
     }
 
     /// A per-layer `uint32_t` key as `get_key_or_arr` reads it for `n_layer` layers: `None`

@@ -308,11 +308,8 @@ pub fn capture_llama_log(level: log::LevelFilter) {
     log::set_max_level(level);
 }
 
-/// Selection options for this machine plus one pretend discrete Vulkan GPU (AMD), searching
-/// only the vulkan and cpu variants: the vulkan variant is then the first candidate.
-pub fn options_with_pretend_gpu(
-    smoke_test: Option<gguf_loader::loader::smoke::SmokeTest>,
-) -> gguf_loader::loader::SelectOptions {
+/// This machine's hardware plus one pretend discrete Vulkan GPU (AMD).
+pub fn hardware_with_pretend_gpu() -> gguf_loader::hardware::HardwareProfile {
     use gguf_loader::hardware::{GpuApi, GpuInfo, GpuType, HardwareProfile};
     let mut hardware = HardwareProfile::detect();
     hardware.gpus.push(GpuInfo {
@@ -325,6 +322,15 @@ pub fn options_with_pretend_gpu(
         compute_capability: None,
         free_bytes: None,
     });
+    hardware
+}
+
+/// Selection options for this machine plus one pretend discrete Vulkan GPU (AMD), searching
+/// only the vulkan and cpu variants: the vulkan variant is then the first candidate.
+pub fn options_with_pretend_gpu(
+    smoke_test: Option<gguf_loader::loader::smoke::SmokeTest>,
+) -> gguf_loader::loader::SelectOptions {
+    let hardware = hardware_with_pretend_gpu();
     gguf_loader::loader::SelectOptions {
         search: gguf_loader::loader::SearchPaths::new()
             .with_dir(vulkan_dir())
