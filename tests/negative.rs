@@ -418,6 +418,10 @@ negative_cases! {
         let m = tiny();
         invalid(Context::new(&m, params().with_n_ctx(0)), "n_ctx");
         invalid(Context::new(&m, params().with_n_ctx(u32::MAX)), "n_ctx");
+        // A KV cache larger than the memory available is refused before llama.cpp allocates
+        // and clears it (with overcommit the clearing would get the process killed).
+        invalid(Context::new(&load(common::smollm2()), params().with_n_ctx(1 << 30)), "n_ctx");
+        invalid(Context::new(&load(common::smollm2()), params().with_n_ctx(1 << 22)), "n_ctx");
         invalid(Context::new(&m, params().with_n_seq_max(0)), "n_seq_max");
         invalid(Context::new(&m, params().with_n_seq_max(100_000)), "n_seq_max");
         invalid(Context::new(&m, params().with_n_batch(2).with_n_seq_max(4)), "n_seq_max");

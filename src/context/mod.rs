@@ -350,6 +350,7 @@ fn settle(model: &Model, params: &ContextParams) -> Result<ContextSettings> {
         }
     }
     check_yarn_rewrite(model, params)?;
+    check_host_memory(model, n_ctx, params)?;
     let embeddings = params.embeddings.unwrap_or(defaults.embeddings);
     if params.pooling == Some(Pooling::Rank) && model.n_cls_out() == 0 {
         return Err(Error::NotSupported {
@@ -398,6 +399,45 @@ fn settle(model: &Model, params: &ContextParams) -> Result<ContextSettings> {
         no_perf: params.no_perf,
         kv_unified: Some(kv_unified),
     })
+}
+
+/// llama.cpp allocates the KV cache and then clears it; in host memory an allocation larger
+/// than what is available can succeed (overcommit) and the clearing then gets the process
+/// killed. A cache estimated above the available memory is refused first.
+fn check_host_memory(model: &Model, n_ctx: u32, params: &ContextParams) -> Result<()> {
+    let facts = model.facts();
+    let has_gpu = model.library().devices().iter().any(|d| {
+        matches!(
+            d.device_type,
+            crate::loader::DeviceType::Gpu | crate::loader::DeviceType::IntegratedGpu
+        )
+    });
+    let on_host = !has_gpu || facts.n_gpu_layers == 0 || params.offload_kqv == Some(false);
+    let Some(available) = crate::hardware::available_memory().filter(|_| on_host) else {
+        return Ok(());
+    };
+    let (small, large) = facts.kv_estimate;
+    let per_element = |t: Option<CacheType>| match t {
+        Some(CacheType::F32) => 4.0,
+        Some(CacheType::Q8_0) => 1.07,
+        Some(CacheType::Q4_0) => 0.57,
+        _ => 2.0,
+    };
+    let scale = (per_element(params.type_k) + per_element(params.type_v)) / 4.0;
+    // Linear between the two estimates (sliding-window layers saturate early).
+    let slope = (large.saturating_sub(small)) as f64 / ((1u64 << 20) - (1 << 10)) as f64;
+    let estimate = (small as f64 + slope * (f64::from(n_ctx) - 1024.0).max(0.0)) * scale;
+    if estimate > available as f64 {
+        return Err(Error::InvalidArgument {
+            parameter: "n_ctx",
+            reason: format!(
+                "{n_ctx} tokens need about {:.1} GiB of KV cache in host memory, more than the {:.1} GiB available",
+                estimate / f64::from(1u32 << 30),
+                available as f64 / f64::from(1u32 << 30)
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// llama_init_from_model rewrites the shared model's `n_ctx_train` when a YaRN model gets a

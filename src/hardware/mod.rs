@@ -103,6 +103,15 @@ impl HardwareProfile {
     }
 }
 
+/// Memory available to new allocations now (`MemAvailable` in `/proc/meminfo`, Linux);
+/// `None` elsewhere.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Installed memory from `/proc/meminfo` (Linux); 0 elsewhere.
 pub fn system_memory() -> u64 {
     std::fs::read_to_string("/proc/meminfo")

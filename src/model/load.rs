@@ -164,6 +164,10 @@ impl Model {
             _ => None,
         };
         let causal_attention = is_causal(&architecture, declared_causal);
+        let kv_estimate = (
+            crate::gguf::MemoryEstimate::new(&file, 1 << 10, 2).kv_bytes(),
+            crate::gguf::MemoryEstimate::new(&file, 1 << 20, 2).kv_bytes(),
+        );
         let scaling_key = format!("{architecture}.rope.scaling.type");
         let rope_yarn = match params
             .metadata_overrides
@@ -294,6 +298,8 @@ impl Model {
             has_classifier,
             causal_attention,
             rope_yarn,
+            kv_estimate,
+            n_gpu_layers,
             architecture,
             vocab_only: params.vocab_only,
             n_vocab: n_vocab.max(0),

@@ -52,6 +52,11 @@ pub(crate) struct ModelFacts {
     pub(crate) causal_attention: bool,
     /// `{arch}.rope.scaling.type` is `yarn` (in the file or an override).
     pub(crate) rope_yarn: bool,
+    /// Estimated F16 KV-cache bytes for 1 Ki and 1 Mi tokens (from the file), to refuse
+    /// contexts whose cache cannot fit into memory before llama.cpp allocates and clears it.
+    pub(crate) kv_estimate: (u64, u64),
+    /// Layers offloaded to a GPU (0: the KV cache lives in host memory).
+    pub(crate) n_gpu_layers: i32,
     pub(crate) has_encoder: bool,
     pub(crate) has_decoder: bool,
 }
