@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R]
-//!          [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids] PROMPT
+//!          [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids]
+//!          [--save-state FILE] (PROMPT | --resume FILE)
 //! ```
 //! The prompt is tokenized as is (special tokens added and parsed, no chat template). Text is
 //! streamed to stdout; the chosen variant and tokens/s go to stderr. Any failure exits non-zero
@@ -15,10 +16,11 @@ use std::process::ExitCode;
 
 use gguf_loader::loader::{SearchPaths, SelectOptions, VariantKind};
 use gguf_loader::{
-    Context, ContextParams, GenerateOptions, GpuLayers, Model, ModelParams, Sampler,
+    Context, ContextParams, GenerateOptions, GpuLayers, Model, ModelParams, Prompt, Sampler,
+    Session,
 };
 
-const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] PROMPT";
+const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--save-state FILE] (PROMPT | --resume FILE)";
 
 const OPTIONS: &str = "\
 Streams a completion of PROMPT (tokenized as is, no chat template) to stdout; the chosen variant
@@ -39,6 +41,9 @@ options:
       --variant-dir DIR     search only this directory for variants
   -ngl, --gpu-layers N      layers to offload on a GPU variant: a number, all or auto (default)
       --token-ids           print token ids, one per line, instead of text
+      --save-state FILE     save the session (context state and tokens) after generating
+      --resume FILE         load a saved session and continue generating -n more tokens
+                            (no PROMPT; only the new tokens are printed)
   -h, --help                print this help";
 
 #[derive(Debug)]
@@ -57,6 +62,8 @@ struct Args {
     variant_dir: Option<PathBuf>,
     gpu_layers: Option<String>,
     token_ids: bool,
+    save_state: Option<PathBuf>,
+    resume: Option<PathBuf>,
     prompt: String,
 }
 
@@ -107,6 +114,8 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
         variant_dir: None,
         gpu_layers: None,
         token_ids: false,
+        save_state: None,
+        resume: None,
         prompt: String::new(),
     };
     // llama.cpp's `-ngl` is one option, not -n -g -l: spell it the long way for the parser.
@@ -151,6 +160,8 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
             Long("variant") => args.variant = Some(value(&mut parser, &flag)?),
             Long("variant-dir") => args.variant_dir = Some(path_value(&mut parser, &flag)?),
             Long("token-ids") => args.token_ids = true,
+            Long("save-state") => args.save_state = Some(path_value(&mut parser, &flag)?),
+            Long("resume") => args.resume = Some(path_value(&mut parser, &flag)?),
             Long("gpu-layers") => args.gpu_layers = Some(value(&mut parser, &flag)?),
             Short('h') | Long("help") => return Ok(None),
             Value(text) => {
@@ -167,7 +178,11 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     if args.greedy && sampling_flag {
         return Err("--greedy excludes --temp/--top-k/--top-p/--min-p/--repeat-penalty".into());
     }
-    args.prompt = prompt.ok_or_else(|| format!("missing PROMPT\n{USAGE}"))?;
+    match (prompt, &args.resume) {
+        (Some(_), Some(_)) => return Err("--resume continues a saved session: no PROMPT".into()),
+        (None, None) => return Err(format!("missing PROMPT\n{USAGE}")),
+        (prompt, _) => args.prompt = prompt.unwrap_or_default(),
+    }
     Ok(Some(args))
 }
 
@@ -212,7 +227,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(threads) = args.threads {
         params = params.with_threads(threads);
     }
-    let mut context = Context::new(&model, params)?;
+    let mut session = Session::new(Context::new(&model, params)?);
     let mut sampler = if args.greedy {
         Sampler::builder(&model).greedy().build()?
     } else {
@@ -226,8 +241,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .build()?
     };
     let mut stdout = std::io::stdout().lock();
-    let mut generation = context.generate(
-        args.prompt.as_str(),
+    let prompt = match &args.resume {
+        Some(path) => {
+            session.load_state_file(path)?;
+            Prompt::Tokens(session.tokens().to_vec())
+        }
+        None => Prompt::from(args.prompt.as_str()),
+    };
+    let mut generation = session.generate(
+        prompt,
         &mut sampler,
         GenerateOptions::default().with_max_tokens(args.n),
     )?;
@@ -249,6 +271,14 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .summary()
         .cloned()
         .ok_or("generation ended without a summary")?;
+    let undecoded = generation.undecoded_token();
+    drop(generation);
+    if let Some(path) = &args.save_state {
+        // The last token was sampled but not decoded: decode it so the saved session continues
+        // exactly from here.
+        session.append(undecoded.as_slice())?;
+        session.save_state_file(path)?;
+    }
     let devices: Vec<String> = selection
         .library
         .devices()

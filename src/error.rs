@@ -324,6 +324,93 @@ pub enum Error {
         /// Which callback.
         callback: &'static str,
     },
+    /// A chat template is missing, does not parse, failed while rendering, raised an exception
+    /// (`raise_exception(...)`), or is not a built-in template of llama.cpp.
+    #[error("{}", chat_template_message(.kind, .message, .line))]
+    ChatTemplate {
+        /// What went wrong.
+        kind: crate::chat::TemplateErrorKind,
+        /// The template engine's message, or the template's own for
+        /// [`TemplateErrorKind::Raised`](crate::chat::TemplateErrorKind::Raised).
+        message: String,
+        /// The template line (1-based), when known.
+        line: Option<usize>,
+    },
+    /// Chat messages that cannot be used: malformed JSON, a message without role or content, an
+    /// unknown role, a NUL byte where C strings are needed.
+    #[error("invalid chat messages: {}{reason}", index.map_or(String::new(), |i| format!("message {i}: ")))]
+    ChatMessages {
+        /// The index of the offending message (`None`: the document as a whole).
+        index: Option<usize>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A saved context state could not be written, or was refused when loading (checked before
+    /// any byte reached llama.cpp).
+    #[error("context state{}: {problem}: {reason}", path.as_ref().map_or(String::new(), |p| format!(" {}", p.display())))]
+    State {
+        /// The state file (`None` for states in memory).
+        path: Option<PathBuf>,
+        /// What kind of problem.
+        problem: StateProblem,
+        /// The details (which field, what was found and expected).
+        reason: String,
+    },
+}
+
+/// What is wrong with a saved context state ([`Error::State`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateProblem {
+    /// Reading or writing the file failed (missing, a directory, no permission, ...).
+    #[error("i/o error")]
+    Io,
+    /// The bytes do not start with the state container's magic.
+    #[error("not a gguf-loader state")]
+    NotAState,
+    /// The container's format version is not the one this crate writes.
+    #[error("unsupported state format version")]
+    FormatVersion,
+    /// The data ends before the container does.
+    #[error("truncated")]
+    Truncated,
+    /// The checksum does not match, or the container's fields contradict each other.
+    #[error("corrupt")]
+    Corrupt,
+    /// Saved by another llama.cpp / ggml build than the loaded one.
+    #[error("saved by another llama.cpp build")]
+    OtherBuild,
+    /// Saved with another model.
+    #[error("saved with another model")]
+    OtherModel,
+    /// The context's shape (sizes, sequences, cache layout) does not fit the state.
+    #[error("context mismatch")]
+    ContextMismatch,
+    /// A whole-context state given where a sequence state is expected, or the reverse.
+    #[error("wrong kind of state")]
+    WrongKind,
+    /// The token history does not fit the state or the context (length, positions, ids).
+    #[error("token history mismatch")]
+    History,
+    /// llama.cpp refused the state (or produced none).
+    #[error("refused by llama.cpp")]
+    Rejected,
+}
+
+fn chat_template_message(
+    kind: &crate::chat::TemplateErrorKind,
+    message: &str,
+    line: &Option<usize>,
+) -> String {
+    use crate::chat::TemplateErrorKind as K;
+    let at = line.map_or(String::new(), |l| format!(" (line {l})"));
+    match kind {
+        K::Missing => format!("no chat template: {message}"),
+        K::Syntax => format!("chat template does not parse{at}: {message}"),
+        K::Render => format!("chat template failed to render{at}: {message}"),
+        K::Raised => format!("chat template raised an exception{at}: {message}"),
+        K::UnknownBuiltin => format!("not a built-in chat template of llama.cpp: {message}"),
+    }
 }
 
 fn detail_suffix(detail: &str) -> String {
@@ -343,7 +430,16 @@ impl Error {
                 Category::Model
             }
             Error::Unsupported { .. } => Category::Installation,
+            Error::State {
+                problem: StateProblem::OtherBuild,
+                ..
+            } => Category::Installation,
             Error::NotSupported { .. } => Category::Model,
+            Error::ChatTemplate {
+                kind:
+                    crate::chat::TemplateErrorKind::Missing | crate::chat::TemplateErrorKind::Syntax,
+                ..
+            } => Category::Model,
             Error::Decode(DecodeError::Failed(_)) | Error::Null { .. } => Category::Hardware,
             _ => Category::Configuration,
         }
@@ -370,7 +466,26 @@ impl Error {
             Error::OutputOutOfRange { .. } => "read outputs of tokens added with logits = true in the last decoded batch",
             Error::SequenceOutOfRange { .. } => "use sequence ids below ContextParams::n_seq_max",
             Error::CallbackPanicked { .. } => "fix the panic in the callback",
+            Error::ChatTemplate { kind, .. } => match kind {
+                crate::chat::TemplateErrorKind::Missing => "pass a template (ChatTemplate::new) or use a built-in one (chat::apply_builtin)",
+                crate::chat::TemplateErrorKind::Syntax => "fix the template at the line named (Jinja syntax, as Hugging Face transformers renders it)",
+                crate::chat::TemplateErrorKind::Render => "check the messages and variables against what the template expects",
+                crate::chat::TemplateErrorKind::Raised => "the template rejected the conversation (see its message): e.g. fix the order of roles",
+                crate::chat::TemplateErrorKind::UnknownBuiltin => "use a name from chat::builtin_template_names",
+            },
+            Error::ChatMessages { .. } => "give each message a role (system, user, assistant or tool) and string content",
             Error::InvalidUtf8 { .. } => "pass valid UTF-8, or use the byte-level function",
+            Error::State { problem, .. } => match problem {
+                StateProblem::Io => "check that the path names a readable state file (or a writable directory when saving)",
+                StateProblem::NotAState | StateProblem::FormatVersion => "load a state saved by this version of gguf-loader (Context::save_state_file)",
+                StateProblem::Truncated | StateProblem::Corrupt => "the state is damaged: save it again from the original context",
+                StateProblem::OtherBuild => "load the state with the llama.cpp build that saved it, or save it again with this one",
+                StateProblem::OtherModel => "load the state into a context of the model that saved it",
+                StateProblem::ContextMismatch => "create the context with the parameters of the one that saved the state (n_ctx, n_seq_max, kv_unified, embeddings)",
+                StateProblem::WrongKind => "load whole-context states with state_from_bytes/load_state_file and sequence states with the seq_ variants",
+                StateProblem::History => "pass the tokens that are in the context's memory (every decoded token of the sequence, in order)",
+                StateProblem::Rejected => "see the llama.cpp log (target `llama.cpp`) for the cause",
+            },
         }
     }
 }

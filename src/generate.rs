@@ -122,6 +122,8 @@ pub struct Summary {
     pub stop_reason: StopReason,
     /// Bytes that were not valid UTF-8 and were replaced by U+FFFD.
     pub invalid_utf8_bytes: usize,
+    /// Prompt tokens that were already in the cache and not decoded again (sessions).
+    pub reused_tokens: usize,
 }
 
 impl Summary {
@@ -249,10 +251,30 @@ impl StopMatcher {
     }
 }
 
+/// Where the prompt left the context, for [`Generation::new`].
+pub(crate) struct Feed<'a> {
+    /// The next position in sequence 0.
+    pub(crate) position: i32,
+    /// Prompt tokens (decoded and reused).
+    pub(crate) prompt_tokens: usize,
+    /// Prompt tokens that were already in the cache.
+    pub(crate) reused_tokens: usize,
+    pub(crate) prompt_time: Duration,
+    pub(crate) history: Option<&'a mut Vec<Token>>,
+    pub(crate) shift_keep: Option<usize>,
+}
+
 /// A running generation: an iterator of [`Piece`]s. See [`Context::generate`].
 pub struct Generation<'a> {
     context: &'a mut Context,
     sampler: &'a mut Sampler,
+    /// Tokens in sequence 0's cache, kept by a [`crate::Session`]: decoded tokens are appended.
+    history: Option<&'a mut Vec<Token>>,
+    /// When the sequence is full: shift it, keeping this many first tokens (sessions only).
+    shift_keep: Option<usize>,
+    reused_tokens: usize,
+    /// The last token sampled (not an end-of-generation token).
+    last_sampled: Option<Token>,
     model: Model,
     options: GenerateOptions,
     batch: Batch,
@@ -294,48 +316,14 @@ impl Context {
         sampler: &'a mut Sampler,
         options: GenerateOptions,
     ) -> Result<Generation<'a>> {
-        let model = self.model().clone();
-        let tokens = match prompt.into() {
-            Prompt::Text(text) => {
-                model.tokenize(&text, options.add_special, options.parse_special)?
-            }
-            Prompt::Tokens(tokens) => tokens,
-        };
-        if tokens.is_empty() {
-            return Err(Error::InvalidArgument {
-                parameter: "prompt",
-                reason: "is empty (no tokens)".into(),
-            });
-        }
-        for token in &tokens {
-            model.check_token(*token)?;
-        }
-        if !model.has_output_head() {
-            return Err(Error::NotSupported {
-                operation: "generation",
-                reason: format!(
-                    "{} ({}) has no output head: it makes embeddings, not text",
-                    model.path().display(),
-                    model.architecture()
-                ),
-            });
-        }
-        sampler.check_model_of(self)?;
-        // The prompt goes into sequence 0, which holds n_ctx_seq tokens.
-        let room = self.n_ctx_seq() as usize;
-        if tokens.len() >= room {
-            return Err(Error::ContextOverflow {
-                needed: tokens.len() + 1,
-                n_ctx: self.n_ctx_seq(),
-            });
-        }
+        let tokens = self.prompt_tokens(prompt.into(), &options)?;
+        self.check_generation(sampler, tokens.len())?;
         self.reset_cancellation();
         self.clear_memory();
         sampler.reset();
-        let n_batch = self.n_batch() as usize;
-        let mut batch = Batch::new(n_batch, 1)?;
+        let model = self.model().clone();
         let started = Instant::now();
-        let mut position = 0i32;
+        let mut batch = Batch::new(self.n_batch() as usize, 1)?;
         let decoder_prompt: Vec<Token> = if model.has_encoder() {
             // Encoder-decoder: the prompt is encoded, and the decoder starts from its start
             // token.
@@ -358,33 +346,84 @@ impl Context {
         } else {
             tokens.clone()
         };
-        let chunks = decoder_prompt.chunks(n_batch);
+        let position = self.feed(&mut batch, &decoder_prompt, 0)?;
+        Ok(Generation::new(
+            self,
+            sampler,
+            options,
+            batch,
+            Feed {
+                position,
+                prompt_tokens: tokens.len(),
+                reused_tokens: 0,
+                prompt_time: started.elapsed(),
+                history: None,
+                shift_keep: None,
+            },
+        ))
+    }
+
+    /// The tokens of `prompt`, checked (not empty, every id in the vocabulary).
+    pub(crate) fn prompt_tokens(
+        &self,
+        prompt: Prompt,
+        options: &GenerateOptions,
+    ) -> Result<Vec<Token>> {
+        let model = self.model();
+        let tokens = match prompt {
+            Prompt::Text(text) => {
+                model.tokenize(&text, options.add_special, options.parse_special)?
+            }
+            Prompt::Tokens(tokens) => tokens,
+        };
+        if tokens.is_empty() {
+            return Err(Error::InvalidArgument {
+                parameter: "prompt",
+                reason: "is empty (no tokens)".into(),
+            });
+        }
+        model.check_tokens(&tokens)?;
+        Ok(tokens)
+    }
+
+    /// Checks that this context can generate after `n_prompt` tokens with `sampler`.
+    pub(crate) fn check_generation(&self, sampler: &Sampler, n_prompt: usize) -> Result<()> {
+        let model = self.model();
+        if !model.has_output_head() {
+            return Err(Error::NotSupported {
+                operation: "generation",
+                reason: format!(
+                    "{} ({}) has no output head: it makes embeddings, not text",
+                    model.path().display(),
+                    model.architecture()
+                ),
+            });
+        }
+        sampler.check_model_of(self)?;
+        // The prompt goes into sequence 0, which holds n_ctx_seq tokens.
+        if n_prompt >= self.n_ctx_seq() as usize {
+            return Err(Error::ContextOverflow {
+                needed: n_prompt + 1,
+                n_ctx: self.n_ctx_seq(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Decodes `tokens` into sequence 0 from `start`, in chunks of `n_batch`, with logits for
+    /// the last one; returns the next position.
+    pub(crate) fn feed(&mut self, batch: &mut Batch, tokens: &[Token], start: i32) -> Result<i32> {
+        let n_batch = self.n_batch() as usize;
+        let mut position = start;
+        let chunks = tokens.chunks(n_batch);
         let n_chunks = chunks.len();
         for (i, chunk) in chunks.enumerate() {
             batch.clear();
             batch.add_sequence(chunk, position, 0, i + 1 == n_chunks)?;
-            self.decode(&mut batch)?;
+            self.decode(batch)?;
             position += chunk.len() as i32;
         }
-        let prompt_time = started.elapsed();
-        Ok(Generation {
-            context: self,
-            sampler,
-            model,
-            stop: StopMatcher::new(options.stop.clone()),
-            options,
-            batch,
-            position,
-            pending_decode: None,
-            generated: 0,
-            utf8: Utf8Carry::default(),
-            prompt_tokens: tokens.len(),
-            prompt_time,
-            started: Instant::now(),
-            finished: None,
-            summary: None,
-            done: false,
-        })
+        Ok(position)
     }
 
     /// The callback form of [`Context::generate`]: `on_piece` returns `ControlFlow::Break(())`
@@ -414,10 +453,50 @@ impl Context {
     }
 }
 
+impl<'a> Generation<'a> {
+    pub(crate) fn new(
+        context: &'a mut Context,
+        sampler: &'a mut Sampler,
+        options: GenerateOptions,
+        batch: Batch,
+        feed: Feed<'a>,
+    ) -> Self {
+        Generation {
+            model: context.model().clone(),
+            context,
+            sampler,
+            history: feed.history,
+            shift_keep: feed.shift_keep,
+            reused_tokens: feed.reused_tokens,
+            last_sampled: None,
+            stop: StopMatcher::new(options.stop.clone()),
+            options,
+            batch,
+            position: feed.position,
+            pending_decode: None,
+            generated: 0,
+            utf8: Utf8Carry::default(),
+            prompt_tokens: feed.prompt_tokens,
+            prompt_time: feed.prompt_time,
+            started: Instant::now(),
+            finished: None,
+            summary: None,
+            done: false,
+        }
+    }
+}
+
 impl Generation<'_> {
     /// The summary, once the iterator has returned `None`.
     pub fn summary(&self) -> Option<&Summary> {
         self.summary.as_ref()
+    }
+
+    /// The last token sampled that is not in the context yet (generation ended before decoding
+    /// it: max tokens, a stop string or a full context). Decode it (e.g.
+    /// [`crate::Session::append`]) to continue from exactly here.
+    pub fn undecoded_token(&self) -> Option<Token> {
+        self.last_sampled.filter(|_| self.pending_decode.is_none())
     }
 
     /// A handle to cancel this generation from another thread.
@@ -434,6 +513,7 @@ impl Generation<'_> {
                 generation_time: self.started.elapsed(),
                 stop_reason: reason,
                 invalid_utf8_bytes: self.utf8.invalid,
+                reused_tokens: self.reused_tokens,
             });
         }
         self.done = true;
@@ -450,6 +530,45 @@ impl Generation<'_> {
         (!text.is_empty()).then_some(Piece { token: None, text })
     }
 
+    /// Context shift: keeps the first `shift_keep` tokens, discards half of the rest and moves
+    /// the remainder back (llama.cpp's `--keep` / context-shift scheme).
+    fn shift_context(&mut self) -> Result<()> {
+        let keep = self.shift_keep.unwrap_or(0);
+        let Some(history) = self.history.as_mut() else {
+            return Err(Error::NotSupported {
+                operation: "context shift",
+                reason: "needs the session's token history".into(),
+            });
+        };
+        let n_past = history.len();
+        if keep + 2 > n_past {
+            return Err(Error::ContextOverflow {
+                needed: n_past + 1,
+                n_ctx: self.context.n_ctx_seq(),
+            });
+        }
+        let discard = (n_past - keep) / 2;
+        let (keep_i, end_i) = (keep as i32, (keep + discard) as i32);
+        if !self
+            .context
+            .memory_seq_rm(Some(0), Some(keep_i), Some(end_i))?
+        {
+            return Err(Error::NotSupported {
+                operation: "context shift",
+                reason: "this model's memory cannot remove part of a sequence".into(),
+            });
+        }
+        self.context
+            .memory_seq_add(0, Some(end_i), None, -(discard as i32))?;
+        history.drain(keep..keep + discard);
+        self.position -= discard as i32;
+        log::debug!(
+            "context shift: kept {keep}, discarded {discard}, {} left",
+            history.len()
+        );
+        Ok(())
+    }
+
     fn step(&mut self) -> Result<Option<Piece>> {
         if let Some(reason) = self.finished.take() {
             return Ok(self.end(reason));
@@ -458,10 +577,19 @@ impl Generation<'_> {
             return Ok(self.end(StopReason::Cancelled));
         }
         if let Some(token) = self.pending_decode.take() {
+            if self.position as u32 >= self.context.n_ctx_seq() {
+                self.shift_context()?;
+            }
             self.batch.clear();
             self.batch.add(token, self.position, &[0], true)?;
             match self.context.decode(&mut self.batch) {
-                Ok(()) => self.position += 1,
+                Ok(()) => {
+                    self.position += 1;
+                    self.last_sampled = None;
+                    if let Some(history) = self.history.as_mut() {
+                        history.push(token);
+                    }
+                }
                 Err(Error::Decode(DecodeError::Aborted)) => {
                     return Ok(self.end(StopReason::Cancelled))
                 }
@@ -476,6 +604,7 @@ impl Generation<'_> {
             return Ok(self.end(StopReason::EndOfGeneration(token)));
         }
         self.generated += 1;
+        self.last_sampled = Some(token);
         let bytes = self
             .model
             .token_to_bytes(token, self.options.render_special)?;
@@ -490,7 +619,7 @@ impl Generation<'_> {
         }
         if self.generated >= self.options.max_tokens {
             self.finished = Some(StopReason::MaxTokens);
-        } else if self.position as u32 >= self.context.n_ctx_seq() {
+        } else if self.position as u32 >= self.context.n_ctx_seq() && self.shift_keep.is_none() {
             self.finished = Some(StopReason::ContextFull);
         } else {
             self.pending_decode = Some(token);

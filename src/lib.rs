@@ -43,19 +43,23 @@ pub mod sys;
 
 pub use error::{Category, LoadError};
 pub mod batch;
+pub mod chat;
 pub mod context;
 mod ffi;
 pub mod generate;
 pub mod model;
 pub mod sampler;
+pub mod session;
 pub mod token;
 
 pub use batch::Batch;
+pub use chat::{ChatMessage, ChatRequest, ChatTemplate};
 pub use context::{CacheType, CancelHandle, Context, ContextParams, FlashAttention, Perf, Pooling};
 pub use error::{DecodeError, Error, Result};
 pub use generate::{GenerateOptions, Generation, Piece, Prompt, StopReason, Summary};
 pub use model::{GpuLayers, MetadataValue, Model, ModelParams, SamplingDefaults, SplitMode};
 pub use sampler::{Sampler, SamplerBuilder};
+pub use session::{Session, WhenFull};
 pub use token::Token;
 
 /// The README's examples, compiled as doc tests.

@@ -7,70 +7,13 @@
 //! not build examples, so the test runs `cargo build --examples` once for the same target
 //! directory and profile (a no-op when they are up to date).
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output};
-use std::sync::OnceLock;
+
+use common::example;
 
 const EXAMPLES: [&str; 3] = ["generate", "doctor", "bench"];
-
-/// `target/<profile>`: the directory of the test executable's `deps` directory.
-fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test executable lies in target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// Builds the examples into [`profile_dir`] once per test run.
-fn build_examples() {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let result = BUILT.get_or_init(|| {
-        let profile_dir = profile_dir();
-        let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--examples", "--quiet", "--manifest-path"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-            .arg("--target-dir")
-            .arg(target_dir);
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cargo.arg("--release");
-            }
-            Some(profile) => {
-                cargo.args(["--profile", profile]);
-            }
-        }
-        let output = cargo.output().map_err(|e| format!("running cargo: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "`cargo build --examples` failed: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    });
-    if let Err(message) = result {
-        panic!("{message}");
-    }
-}
-
-/// The built example `name`.
-fn example(name: &str) -> PathBuf {
-    build_examples();
-    let path = profile_dir()
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        path.is_file(),
-        "example binary {} is missing after `cargo build --examples`",
-        path.display()
-    );
-    path
-}
 
 fn run(name: &str, args: &[&str]) -> Output {
     Command::new(example(name))

@@ -90,7 +90,7 @@ fn params() -> ContextParams {
     ContextParams::default()
         .with_n_ctx(128)
         .with_n_batch(64)
-        .with_threads(2)
+        .with_threads(1)
 }
 
 fn ctx(model: &Model) -> Context {
@@ -550,7 +550,7 @@ negative_cases! {
         let mut context = Context::new(&m, ContextParams {
             n_seq_max: Some(4),
             kv_unified: Some(false),
-            ..ContextParams::default().with_n_ctx(1024).with_n_batch(512).with_threads(2)
+            ..ContextParams::default().with_n_ctx(1024).with_n_batch(512).with_threads(1)
         }).unwrap();
         let per_seq = context.n_ctx_seq() as usize;
         assert!(per_seq < context.n_ctx() as usize, "{per_seq} vs {}", context.n_ctx());

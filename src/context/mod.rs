@@ -13,6 +13,7 @@ mod memory;
 mod outputs;
 pub mod params;
 mod perf;
+mod state;
 
 use std::cell::Cell;
 use std::marker::PhantomData;

@@ -42,6 +42,9 @@ pub(crate) type RawToken = i32;
 /// The "no token" id of llama.h.
 pub(crate) const TOKEN_NULL: RawToken = crate::sys::upstream::LLAMA_TOKEN_NULL;
 
+/// One message as `llama_chat_apply_template` takes it (`role`, `content`: C strings).
+pub(crate) use crate::sys::upstream::llama_chat_message as ChatMessageC;
+
 /// A `(token, bias)` pair as `llama_sampler_init_logit_bias` takes it.
 pub(crate) use crate::sys::upstream::llama_logit_bias as LogitBias;
 

@@ -73,6 +73,7 @@ forward! {
     fn model_has_decoder(model: *const llama_model) -> bool = llama_model_has_decoder;
     fn model_decoder_start_token(model: *const llama_model) -> llama_token = llama_model_decoder_start_token;
     fn model_is_recurrent(model: *const llama_model) -> bool = llama_model_is_recurrent;
+    fn model_is_hybrid(model: *const llama_model) -> bool = llama_model_is_hybrid;
     fn model_rope_freq_scale_train(model: *const llama_model) -> f32 = llama_model_rope_freq_scale_train;
     fn model_rope_type(model: *const llama_model) -> i32 = llama_model_rope_type;
     fn model_chat_template(model: *const llama_model, name: *const c_char) -> *const c_char = llama_model_chat_template;
@@ -80,6 +81,13 @@ forward! {
     fn model_meta_count(model: *const llama_model) -> i32 = llama_model_meta_count;
     fn model_meta_key_by_index(model: *const llama_model, i: i32, buf: *mut c_char, len: usize) -> i32 = llama_model_meta_key_by_index;
     fn model_meta_val_str_by_index(model: *const llama_model, i: i32, buf: *mut c_char, len: usize) -> i32 = llama_model_meta_val_str_by_index;
+
+    // Built-in chat templates (no model needed).
+    /// `tmpl` is NULL or a C string; `chat` points to `n_msg` messages whose role and content
+    /// are C strings; `buf` has `length` bytes (filled with strncpy: no NUL when truncated).
+    fn chat_apply_template(tmpl: *const c_char, chat: *const sys::llama_chat_message, n_msg: usize, add_ass: bool, buf: *mut c_char, length: i32) -> i32 = llama_chat_apply_template;
+    /// `output` has room for `len` pointers (to static strings of the library).
+    fn chat_builtin_templates(output: *mut *const c_char, len: usize) -> i32 = llama_chat_builtin_templates;
 
     // Vocabulary.
     fn vocab_n_tokens(vocab: *const llama_vocab) -> i32 = llama_vocab_n_tokens;
@@ -131,6 +139,18 @@ forward! {
     fn get_memory(ctx: *const llama_context) -> llama_memory_t = llama_get_memory;
     fn perf_context(ctx: *const llama_context) -> llama_perf_context_data = llama_perf_context;
     fn perf_context_reset(ctx: *mut llama_context) = llama_perf_context_reset;
+
+    // State (KV cache) serialisation: `dst`/`src` hold `size` bytes; a blob handed to a
+    // `set_data` function was verified by the crate's state container first.
+    fn state_get_size(ctx: *mut llama_context) -> usize = llama_state_get_size;
+    fn state_get_data(ctx: *mut llama_context, dst: *mut u8, size: usize) -> usize = llama_state_get_data;
+    fn state_set_data(ctx: *mut llama_context, src: *const u8, size: usize) -> usize = llama_state_set_data;
+    /// `seq_id` in `0..n_seq_max` (asserted by the KV cache).
+    fn state_seq_get_size(ctx: *mut llama_context, seq_id: llama_seq_id) -> usize = llama_state_seq_get_size;
+    /// `seq_id` in `0..n_seq_max`.
+    fn state_seq_get_data(ctx: *mut llama_context, dst: *mut u8, size: usize, seq_id: llama_seq_id) -> usize = llama_state_seq_get_data;
+    /// `dest_seq_id` in `0..n_seq_max` (GGML_ASSERT in the KV cache's state_read).
+    fn state_seq_set_data(ctx: *mut llama_context, src: *const u8, size: usize, dest_seq_id: llama_seq_id) -> usize = llama_state_seq_set_data;
 
     // Memory (KV cache): sequence ids in `0..n_seq_max` (or -1 where "all" is allowed).
     fn memory_clear(mem: llama_memory_t, data: bool) = llama_memory_clear;

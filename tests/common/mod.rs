@@ -104,6 +104,11 @@ pub fn tiny_t5() -> PathBuf {
     required_path("GGUF_LOADER_TINY_T5")
 }
 
+/// The provisioned Python (a virtual environment with gguf, numpy and jinja2).
+pub fn python() -> PathBuf {
+    required_path("GGUF_LOADER_PYTHON")
+}
+
 /// Compiles C source into a shared library or executable with the system C compiler.
 pub fn compile_c(source: &str, output: &Path, extra_args: &[&str]) {
     let dir = output.parent().expect("output has a parent");
@@ -342,4 +347,63 @@ pub fn options_with_pretend_gpu(
         hardware,
         smoke_test,
     }
+}
+
+/// `target/<profile>`: the directory of the test executable's `deps` directory.
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test executable lies in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// Builds the examples into [`profile_dir`] once per test run.
+pub fn build_examples() {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let profile_dir = profile_dir();
+        let target_dir = profile_dir.parent().expect("target/<profile> has a parent");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--examples", "--quiet", "--manifest-path"])
+            .arg(repo_root().join("Cargo.toml"))
+            .arg("--target-dir")
+            .arg(target_dir);
+        match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => {}
+            Some("release") => {
+                cargo.arg("--release");
+            }
+            Some(profile) => {
+                cargo.args(["--profile", profile]);
+            }
+        }
+        let output = cargo.output().map_err(|e| format!("running cargo: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "`cargo build --examples` failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    if let Err(message) = result {
+        panic!("{message}");
+    }
+}
+
+/// The built example `name`.
+pub fn example(name: &str) -> PathBuf {
+    build_examples();
+    let path = profile_dir()
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.is_file(),
+        "example binary {} is missing after `cargo build --examples`",
+        path.display()
+    );
+    path
 }
