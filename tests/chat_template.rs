@@ -8,6 +8,7 @@
 //! Nothing here skips: missing libraries, models or the venv fail the tests (run
 //! `variants/provision test`, or `variants/provision tiny` for the venv).
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -566,59 +567,6 @@ fn builtin_templates_match_c() {
 
 // ---------------------------------------------------------------------------------------------
 // Bad input that reaches C (or loads a model): each case in a child process.
-
-const CASE_ENV: &str = "CHAT_TEMPLATE_CASE";
-const DONE: &str = "chat case finished without crashing";
-
-fn run_in_child(name: &str) {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE_ENV, name)
-        .output()
-        .expect("spawning the test binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = output.status.signal() {
-            panic!("case {name}: the child was killed by signal {signal}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-        }
-    }
-    assert!(
-        output.status.success() && stdout.contains(DONE),
-        "case {name}: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-}
-
-macro_rules! child_cases {
-    ($( $(#[$meta:meta])* fn $name:ident() $body:block )*) => {
-        $(
-            $(#[$meta])*
-            #[test]
-            fn $name() {
-                run_in_child(stringify!($name));
-            }
-        )*
-
-        /// The child side: runs the case named by the environment (does nothing otherwise).
-        #[test]
-        fn child_entry() {
-            let Ok(case) = std::env::var(CASE_ENV) else { return };
-            mod cases {
-                #[allow(unused_imports)]
-                use super::*;
-                $( pub fn $name() $body )*
-            }
-            match case.as_str() {
-                $( stringify!($name) => cases::$name(), )*
-                other => panic!("unknown case {other}"),
-            }
-            println!("{DONE}");
-        }
-    };
-}
 
 fn expect_missing(path: &Path) {
     let model = vocab_only(path.to_path_buf());

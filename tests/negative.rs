@@ -1,13 +1,13 @@
 //! Misuse of the safe API, on the real llama.cpp libraries and models: every case must end in a
 //! typed error (or the right answer), never an abort, a segfault or a C++ exception.
 //!
-//! Each case runs in a child process (this test binary, re-executed with `NEGATIVE_CASE` set),
+//! Each case runs in a child process (this test binary, re-executed with `GGUF_LOADER_TEST_CASE` set: `common::child_cases!`),
 //! so a case that aborts fails its own test and the others still run. The parent checks that
 //! the child exited normally and printed the case's closing line.
 
+#[macro_use]
 mod common;
 
-use std::process::Command;
 use std::sync::OnceLock;
 
 use gguf_loader::loader::{LlamaLibrary, PluginSelection, VariantDirectory};
@@ -15,60 +15,6 @@ use gguf_loader::{
     Batch, Context, ContextParams, Error, GenerateOptions, MetadataValue, Model, ModelParams,
     Pooling, Prompt, Sampler, Token,
 };
-
-const CASE_ENV: &str = "NEGATIVE_CASE";
-const DONE: &str = "negative case finished without crashing";
-
-/// Runs `name` in a child process and requires a normal exit with the closing line.
-fn run_in_child(name: &str) {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE_ENV, name)
-        .output()
-        .expect("spawning the test binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = output.status.signal() {
-            panic!("case {name}: the child was killed by signal {signal}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-        }
-    }
-    assert!(
-        output.status.success() && stdout.contains(DONE),
-        "case {name}: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-}
-
-macro_rules! negative_cases {
-    ($( $(#[$meta:meta])* fn $name:ident() $body:block )*) => {
-        $(
-            $(#[$meta])*
-            #[test]
-            fn $name() {
-                run_in_child(stringify!($name));
-            }
-        )*
-
-        /// The child side: runs the case named by the environment (does nothing otherwise).
-        #[test]
-        fn child_entry() {
-            let Ok(case) = std::env::var(CASE_ENV) else { return };
-            mod cases {
-                #[allow(unused_imports)]
-                use super::*;
-                $( pub fn $name() $body )*
-            }
-            match case.as_str() {
-                $( stringify!($name) => cases::$name(), )*
-                other => panic!("unknown case {other}"),
-            }
-            println!("{DONE}");
-        }
-    };
-}
 
 fn library() -> &'static LlamaLibrary {
     static LIBRARY: OnceLock<LlamaLibrary> = OnceLock::new();
@@ -141,7 +87,7 @@ fn not_supported<T: std::fmt::Debug>(result: gguf_loader::Result<T>) {
 
 const DIGITS: &str = r#"root ::= [0-9]+"#;
 
-negative_cases! {
+child_cases! {
     // ---- 1. Sampler chains: pickers, and filters llama.cpp would silently ignore.
     fn filters_that_llama_cpp_ignores_are_refused() {
         let m = tiny();

@@ -7,13 +7,13 @@
 //!   a directory, the wrong kind, a sequence out of range, a history too long) is a typed
 //!   error naming the file, never an abort.
 //!
-//! Each case runs in a child process (this test binary, re-executed with `STATE_CASE` set), so
+//! Each case runs in a child process (this test binary, re-executed with `GGUF_LOADER_TEST_CASE` set), so
 //! a case that aborts inside llama.cpp fails alone and the others still run.
 
+#[macro_use]
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use gguf_loader::error::StateProblem;
@@ -21,62 +21,9 @@ use gguf_loader::loader::{LlamaLibrary, PluginSelection, VariantDirectory};
 use gguf_loader::{Batch, Context, ContextParams, Error, Model, ModelParams, Sampler, Token};
 use sha2::{Digest, Sha256};
 
-const CASE_ENV: &str = "STATE_CASE";
-const DONE: &str = "state case finished without crashing";
-
 /// Greedy tokens before the save and after the restore.
 const BEFORE: usize = 20;
 const AFTER: usize = 12;
-
-fn run_in_child(name: &str) {
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CASE_ENV, name)
-        .output()
-        .expect("spawning the test binary");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::ExitStatusExt;
-        if let Some(signal) = output.status.signal() {
-            panic!("case {name}: the child was killed by signal {signal}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-        }
-    }
-    assert!(
-        output.status.success() && stdout.contains(DONE),
-        "case {name}: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        output.status
-    );
-}
-
-macro_rules! state_cases {
-    ($( $(#[$meta:meta])* fn $name:ident() $body:block )*) => {
-        $(
-            $(#[$meta])*
-            #[test]
-            fn $name() {
-                run_in_child(stringify!($name));
-            }
-        )*
-
-        /// The child side: runs the case named by the environment (does nothing otherwise).
-        #[test]
-        fn child_entry() {
-            let Ok(case) = std::env::var(CASE_ENV) else { return };
-            mod cases {
-                #[allow(unused_imports)]
-                use super::*;
-                $( pub fn $name() $body )*
-            }
-            match case.as_str() {
-                $( stringify!($name) => cases::$name(), )*
-                other => panic!("unknown case {other}"),
-            }
-            println!("{DONE}");
-        }
-    };
-}
 
 fn library() -> &'static LlamaLibrary {
     static LIBRARY: OnceLock<LlamaLibrary> = OnceLock::new();
@@ -304,7 +251,7 @@ fn reseal(bytes: &mut [u8]) {
     bytes[body..].copy_from_slice(&digest);
 }
 
-state_cases! {
+child_cases! {
     fn whole_state_resumes_smollm2() {
         whole_state_resumes(&load(common::smollm2()));
     }

@@ -407,3 +407,64 @@ pub fn example(name: &str) -> PathBuf {
     );
     path
 }
+
+/// The environment variable that names the case a child process runs (see [`child_cases`]).
+pub const CHILD_CASE_ENV: &str = "GGUF_LOADER_TEST_CASE";
+/// What a child prints when its case returned.
+pub const CHILD_DONE: &str = "child case finished without crashing";
+
+/// Runs case `name` of this test binary in a child process and requires a normal exit with
+/// the closing line: an abort or a signal fails this one test, not the whole run.
+pub fn run_in_child(name: &str) {
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_CASE_ENV, name)
+        .output()
+        .expect("spawning the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = output.status.signal() {
+            panic!("case {name}: the child was killed by signal {signal}\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
+        }
+    }
+    assert!(
+        output.status.success() && stdout.contains(CHILD_DONE),
+        "case {name}: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        output.status
+    );
+}
+
+/// Declares test cases that each run in a child process: every `fn name() { body }` becomes a
+/// `#[test]` that re-executes this binary with [`CHILD_CASE_ENV`] set to `name`, and the test
+/// `child_entry` runs the body there (and does nothing in the parent).
+#[allow(unused_macros)]
+macro_rules! child_cases {
+    ($( $(#[$meta:meta])* fn $name:ident() $body:block )*) => {
+        $(
+            $(#[$meta])*
+            #[test]
+            fn $name() {
+                common::run_in_child(stringify!($name));
+            }
+        )*
+
+        /// The child side: runs the case named by the environment (does nothing otherwise).
+        #[test]
+        fn child_entry() {
+            let Ok(case) = std::env::var(common::CHILD_CASE_ENV) else { return };
+            mod cases {
+                #[allow(unused_imports)]
+                use super::*;
+                $( pub fn $name() $body )*
+            }
+            match case.as_str() {
+                $( stringify!($name) => cases::$name(), )*
+                other => panic!("unknown case {other}"),
+            }
+            println!("{}", common::CHILD_DONE);
+        }
+    };
+}
