@@ -162,6 +162,12 @@ impl Sampler {
     pub fn sample(&mut self, context: &mut Context, idx: i32) -> Result<Token> {
         self.check_model_of(context)?;
         let logits = context.logits(idx)?;
+        if let Some(bad) = logits.iter().position(|l| l.is_nan()) {
+            // llama.cpp sorts candidates with `>`: NaN breaks the ordering its sorts rely on.
+            return Err(Error::Sampling {
+                reason: format!("the model produced NaN logits (token {bad} and maybe others)"),
+            });
+        }
         let mut candidates = std::mem::take(&mut self.candidates);
         candidates.clear();
         candidates.extend(logits.iter().enumerate().map(|(id, &logit)| TokenData {
