@@ -3,7 +3,7 @@
 //! ```text
 //! generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R]
 //!          [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids]
-//!          [--save-state FILE] (PROMPT | --resume FILE)
+//!          [--lora PATH[:SCALE]]... [--save-state FILE] (PROMPT | --resume FILE)
 //! ```
 //! The prompt is tokenized as is (special tokens added and parsed, no chat template). Text is
 //! streamed to stdout; the chosen variant and tokens/s go to stderr. Any failure exits non-zero
@@ -20,7 +20,7 @@ use gguf_loader::{
     Session,
 };
 
-const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--save-state FILE] (PROMPT | --resume FILE)";
+const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--lora PATH[:SCALE]]... [--save-state FILE] (PROMPT | --resume FILE)";
 
 const OPTIONS: &str = "\
 Streams a completion of PROMPT (tokenized as is, no chat template) to stdout; the chosen variant
@@ -41,6 +41,7 @@ options:
       --variant-dir DIR     search only this directory for variants
   -ngl, --gpu-layers N      layers to offload on a GPU variant: a number, all or auto (default)
       --token-ids           print token ids, one per line, instead of text
+      --lora PATH[:SCALE]   apply a GGUF LoRA adapter with SCALE (default 1.0); repeatable
       --save-state FILE     save the session (context state and tokens) after generating
       --resume FILE         load a saved session and continue generating -n more tokens
                             (no PROMPT; only the new tokens are printed)
@@ -62,6 +63,7 @@ struct Args {
     variant_dir: Option<PathBuf>,
     gpu_layers: Option<String>,
     token_ids: bool,
+    lora: Vec<(PathBuf, f32)>,
     save_state: Option<PathBuf>,
     resume: Option<PathBuf>,
     prompt: String,
@@ -114,6 +116,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
         variant_dir: None,
         gpu_layers: None,
         token_ids: false,
+        lora: Vec::new(),
         save_state: None,
         resume: None,
         prompt: String::new(),
@@ -160,6 +163,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
             Long("variant") => args.variant = Some(value(&mut parser, &flag)?),
             Long("variant-dir") => args.variant_dir = Some(path_value(&mut parser, &flag)?),
             Long("token-ids") => args.token_ids = true,
+            Long("lora") => args.lora.push(lora_value(&mut parser, &flag)?),
             Long("save-state") => args.save_state = Some(path_value(&mut parser, &flag)?),
             Long("resume") => args.resume = Some(path_value(&mut parser, &flag)?),
             Long("gpu-layers") => args.gpu_layers = Some(value(&mut parser, &flag)?),
@@ -184,6 +188,21 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
         (prompt, _) => args.prompt = prompt.unwrap_or_default(),
     }
     Ok(Some(args))
+}
+
+/// `PATH[:SCALE]`: the scale is what follows the last `:` when it parses as a number.
+fn lora_value(parser: &mut lexopt::Parser, flag: &str) -> Result<(PathBuf, f32), String> {
+    let path = path_value(parser, flag)?;
+    let text = path.to_string_lossy();
+    if let Some((file, scale)) = text.rsplit_once(':') {
+        if let Ok(scale) = scale.parse::<f32>() {
+            if !scale.is_finite() {
+                return Err(format!("{flag}: scale {scale} must be finite"));
+            }
+            return Ok((PathBuf::from(file), scale));
+        }
+    }
+    Ok((path, 1.0))
 }
 
 fn default_model() -> PathBuf {
@@ -227,7 +246,17 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(threads) = args.threads {
         params = params.with_threads(threads);
     }
-    let mut session = Session::new(Context::new(&model, params)?);
+    let mut context = Context::new(&model, params)?;
+    if !args.lora.is_empty() {
+        let adapters = args
+            .lora
+            .iter()
+            .map(|(path, scale)| Ok((gguf_loader::LoraAdapter::load(&model, path)?, *scale)))
+            .collect::<Result<Vec<_>, gguf_loader::Error>>()?;
+        let with_scales: Vec<_> = adapters.iter().map(|(a, s)| (a, *s)).collect();
+        context.set_lora_adapters(&with_scales)?;
+    }
+    let mut session = Session::new(context);
     let mut sampler = if args.greedy {
         Sampler::builder(&model).greedy().build()?
     } else {

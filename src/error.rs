@@ -356,6 +356,42 @@ pub enum Error {
         /// The details (which field, what was found and expected).
         reason: String,
     },
+    /// A LoRA adapter file was refused (checked before llama.cpp read it), llama.cpp could not
+    /// load it, or it was applied to a context of another model.
+    #[error("LoRA adapter {}: {problem}: {reason}", path.display())]
+    Adapter {
+        /// The adapter file.
+        path: PathBuf,
+        /// What kind of problem.
+        problem: AdapterProblem,
+        /// The details (which key or tensor, what was found and expected).
+        reason: String,
+    },
+}
+
+/// What is wrong with a LoRA adapter ([`Error::Adapter`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdapterProblem {
+    /// Not a LoRA adapter: `general.type` is not `adapter`, `adapter.type` is not `lora`, a key
+    /// has the wrong type, or a tensor name or type is not one of a LoRA adapter.
+    #[error("not a LoRA adapter")]
+    NotAnAdapter,
+    /// Made for another architecture than the model's.
+    #[error("architecture mismatch")]
+    Architecture,
+    /// A tensor the model does not have, or of another shape (an adapter for another model).
+    #[error("adapter does not fit the model")]
+    Shape,
+    /// A kind of adapter this crate does not apply (e.g. on 3-D expert tensors).
+    #[error("unsupported adapter")]
+    Unsupported,
+    /// Loaded for another model than the context's.
+    #[error("adapter of another model")]
+    OtherModel,
+    /// llama.cpp refused it (see its log).
+    #[error("refused by llama.cpp")]
+    Rejected,
 }
 
 /// What is wrong with a saved context state ([`Error::State`]).
@@ -435,6 +471,11 @@ impl Error {
                 ..
             } => Category::Installation,
             Error::NotSupported { .. } => Category::Model,
+            Error::Adapter {
+                problem: AdapterProblem::OtherModel,
+                ..
+            } => Category::Configuration,
+            Error::Adapter { .. } => Category::Model,
             Error::ChatTemplate {
                 kind:
                     crate::chat::TemplateErrorKind::Missing | crate::chat::TemplateErrorKind::Syntax,
@@ -475,6 +516,11 @@ impl Error {
             },
             Error::ChatMessages { .. } => "give each message a role (system, user, assistant or tool) and string content",
             Error::InvalidUtf8 { .. } => "pass valid UTF-8, or use the byte-level function",
+            Error::Adapter { problem, .. } => match problem {
+                AdapterProblem::OtherModel => "load the adapter with the context's model (LoraAdapter::load(context.model(), ...))",
+                AdapterProblem::Rejected => "see the llama.cpp log (target `llama.cpp`) for the cause",
+                _ => "use a GGUF LoRA adapter converted for this base model (convert_lora_to_gguf.py with the model's base)",
+            },
             Error::State { problem, .. } => match problem {
                 StateProblem::Io => "check that the path names a readable state file (or a writable directory when saving)",
                 StateProblem::NotAState | StateProblem::FormatVersion => "load a state saved by this version of gguf-loader (Context::save_state_file)",

@@ -42,9 +42,11 @@ pub mod loader;
 pub mod sys;
 
 pub use error::{Category, LoadError};
+pub mod adapter;
 pub mod batch;
 pub mod chat;
 pub mod context;
+pub mod engine;
 mod ffi;
 pub mod generate;
 pub mod model;
@@ -52,6 +54,7 @@ pub mod sampler;
 pub mod session;
 pub mod token;
 
+pub use adapter::{ControlVector, LoraAdapter};
 pub use batch::Batch;
 pub use chat::{ChatMessage, ChatRequest, ChatTemplate};
 pub use context::{CacheType, CancelHandle, Context, ContextParams, FlashAttention, Perf, Pooling};

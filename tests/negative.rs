@@ -576,6 +576,21 @@ child_cases! {
         }
     }
 
+    fn pooled_embeddings_need_n_ubatch_divisible_by_n_seq_max() {
+        // llama.cpp asserts while reserving the pooling graph otherwise.
+        let m = load(common::tiny_bert());
+        invalid(
+            Context::new(&m, params().with_n_ctx(512).with_n_ubatch(256).with_n_batch(256).with_n_seq_max(3).with_embeddings(Pooling::Mean)),
+            "n_ubatch",
+        );
+        let m = load(common::smollm2());
+        invalid(
+            Context::new(&m, params().with_n_ctx(512).with_n_ubatch(250).with_n_batch(256).with_n_seq_max(4).with_embeddings(Pooling::Mean)),
+            "n_ubatch",
+        );
+        Context::new(&m, params().with_n_ctx(512).with_n_ubatch(256).with_n_batch(256).with_n_seq_max(4).with_embeddings(Pooling::Mean)).unwrap();
+    }
+
     fn rank_pooling_needs_a_classifier() {
         let m = load(common::tiny_bert());
         not_supported(Context::new(&m, params().with_embeddings(Pooling::Rank)));

@@ -40,6 +40,8 @@ WORDS = ["▁the", "▁a", "▁hello", "▁world", "▁cat", "▁dog", "▁is", 
 
 # The file names main() writes, in order (variants/provision checks for each).
 MODEL_FILES = ["tiny-llama.gguf", "tiny-bert.gguf", "tiny-reranker.gguf", "tiny-t5.gguf"]
+# LoRA adapters, written when the SmolLM2 path is given (second argument).
+LORA_FILES = ["smollm2-lora.gguf", "tiny-llama-lora.gguf"]
 
 
 def vocabulary():
@@ -326,6 +328,45 @@ def write_tiny_t5(path, seed=4321):
     _finish(writer, path, n_vocab)
 
 
+# --- LoRA adapters -------------------------------------------------------------------------------
+
+# The base tensors each adapter changes (every layer).
+LORA_TARGETS = ("attn_q", "attn_v")
+
+
+def write_lora(path, base_shapes, seed, rank=4, alpha=4.0, scale=0.15, name="lora"):
+    """A GGUF LoRA adapter (as convert_lora_to_gguf.py writes them) with seeded random A/B for
+    blk.*.{attn_q,attn_v}.weight of the base model whose ggml shapes (ne) are `base_shapes`.
+    For a base tensor of ne [n_in, n_out]: lora_a has ne [n_in, rank], lora_b ne [rank, n_out]
+    (numpy shapes reversed); llama.cpp adds B(A x) * scale * alpha / rank."""
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(path, "llama")
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_name(name)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    n = 0
+    for tensor, ne in sorted(base_shapes.items()):
+        if not tensor.startswith("blk.") or tensor.split(".")[2] not in LORA_TARGETS:
+            continue
+        n_in, n_out = int(ne[0]), int(ne[1])
+        a = (rng.standard_normal((rank, n_in)) * scale).astype(np.float32)
+        b = (rng.standard_normal((n_out, rank)) * scale).astype(np.float32)
+        writer.add_tensor(tensor + ".lora_a", a)
+        writer.add_tensor(tensor + ".lora_b", b)
+        n += 1
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    print(f"wrote {path} ({os.path.getsize(path)} bytes, {n} adapted tensors)")
+
+
+def gguf_shapes(path):
+    reader = gguf.GGUFReader(path)
+    return {t.name: [int(d) for d in t.shape] for t in reader.tensors}
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -336,7 +377,15 @@ def main():
                     name="gguf-loader tiny reranker", n_embd=48, n_head=3, n_ff=96, n_layer=2,
                     pooling=gguf.PoolingType.RANK, cls_labels=["irrelevant", "relevant"])
     write_tiny_t5(os.path.join(out, "tiny-t5.gguf"))
-    missing = [f for f in MODEL_FILES if not os.path.isfile(os.path.join(out, f))]
+    files = list(MODEL_FILES)
+    if len(sys.argv) > 2:
+        write_lora(os.path.join(out, "smollm2-lora.gguf"), gguf_shapes(sys.argv[2]), seed=5678,
+                   name="gguf-loader random SmolLM2 lora")
+        write_lora(os.path.join(out, "tiny-llama-lora.gguf"),
+                   gguf_shapes(os.path.join(out, "tiny-llama.gguf")), seed=6789,
+                   name="gguf-loader random tiny llama lora")
+        files += LORA_FILES
+    missing = [f for f in files if not os.path.isfile(os.path.join(out, f))]
     if missing:
         sys.exit(f"not written: {missing}")
 

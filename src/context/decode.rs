@@ -110,8 +110,16 @@ impl Context {
         self.outputs = Outputs::default();
         let ctx = self.raw();
         let api = self.api();
+        let model = self.model.clone();
+        // A decode may re-plan the graph, which reads the model's adapter set.
+        let _reading = model
+            .inner
+            .shared_state
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         // SAFETY: a live context used from this thread only; the batch was validated above
-        // and its arrays hold `n_tokens` entries that live for the call.
+        // and its arrays hold `n_tokens` entries that live for the call; no adapter of the
+        // model changes during the call (read lock).
         let code = batch.with_arrays(|arrays| unsafe { api.decode(ctx, arrays.to_c()) });
         self.finish_compute(code)?;
         self.outputs = self.outputs_of(batch, Pass::Decode);
@@ -139,6 +147,12 @@ impl Context {
         self.outputs = Outputs::default();
         let ctx = self.raw();
         let api = self.api();
+        let model = self.model.clone();
+        let _reading = model
+            .inner
+            .shared_state
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
         // SAFETY: as for decode; the model has an encoder and the batch fits n_ubatch.
         let code = batch.with_arrays(|arrays| unsafe { api.encode(ctx, arrays.to_c()) });
         self.finish_compute(code)?;

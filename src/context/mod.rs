@@ -7,6 +7,7 @@
 //! - `cancel`: [`CancelHandle`] and the abort callback;
 //! - `perf`: threads and performance counters.
 
+mod adapters;
 mod cancel;
 mod decode;
 mod memory;
@@ -59,6 +60,9 @@ pub struct Context {
     outputs: Outputs,
     /// Encoder-decoder models: whether `encode` ran since the memory was cleared.
     encoded: bool,
+    /// LoRA adapters set on the context, kept alive while llama.cpp points to them (dropped
+    /// after `llama_free`).
+    adapters: adapters::Applied,
     _not_sync: PhantomData<Cell<()>>,
 }
 
@@ -137,12 +141,12 @@ impl Context {
             Arc::as_ptr(&abort) as *mut std::ffi::c_void,
         );
         let ctx = {
-            // llama_init_from_model takes the model mutably (YaRN parameters rewrite its
-            // n_ctx_train; refused above): one context at a time per model.
+            // Context creation reads the model's adapter set: no adapter may change meanwhile
+            // (the YaRN write of llama_init_from_model is refused above).
             let _creating = model
                 .inner
-                .context_creation
-                .lock()
+                .shared_state
+                .read()
                 .unwrap_or_else(|p| p.into_inner());
             // SAFETY: a live model with weights; validated parameters laid over llama.cpp's
             // defaults; the abort state outlives the context (dropped after llama_free).
@@ -175,6 +179,7 @@ impl Context {
             sizes,
             outputs: Outputs::default(),
             encoded: false,
+            adapters: adapters::Applied::default(),
             _not_sync: PhantomData,
         };
         if context.sizes.embeddings
@@ -300,6 +305,16 @@ fn settle(model: &Model, params: &ContextParams) -> Result<ContextSettings> {
         ));
     }
     let kv_unified = params.kv_unified.unwrap_or(defaults.kv_unified);
+    let pooled =
+        params.embeddings.unwrap_or(defaults.embeddings) && params.pooling != Some(Pooling::None);
+    if pooled && n_seq_max > 1 && n_ubatch % n_seq_max != 0 {
+        // llama.cpp rounds the physical batch up to a multiple of n_seq_max for the pooling
+        // graph but reserves n_ubatch outputs: GGML_ASSERT(ggml_can_mul_mat) in build_pooling.
+        return Err(invalid(
+            "n_ubatch",
+            format!("{n_ubatch} must be a multiple of n_seq_max {n_seq_max} for pooled embeddings"),
+        ));
+    }
     if !kv_unified && n_seq_max > n_ctx {
         return Err(invalid(
             "n_seq_max",

@@ -140,6 +140,19 @@ forward! {
     fn perf_context(ctx: *const llama_context) -> llama_perf_context_data = llama_perf_context;
     fn perf_context_reset(ctx: *mut llama_context) = llama_perf_context_reset;
 
+    // Adapters (src/adapter): init and free run under the write side of the model's `shared_state` lock (they
+    // insert into / erase from the model's shared set of adapters).
+    /// `path` is a C string naming a file the crate's pre-flight accepted for `model`.
+    fn adapter_lora_init(model: *mut llama_model, path: *const std::ffi::c_char) -> *mut sys::llama_adapter_lora = llama_adapter_lora_init;
+    /// Freed once, before its model; no context still uses it.
+    fn adapter_lora_free(adapter: *mut sys::llama_adapter_lora) = llama_adapter_lora_free;
+    /// `n_adapters` live adapters of the context's model and as many finite scales (both NULL
+    /// only with 0); the context keeps the adapters alive while they are set.
+    fn set_adapters_lora(ctx: *mut llama_context, adapters: *mut *mut sys::llama_adapter_lora, n_adapters: usize, scales: *mut f32) -> i32 = llama_set_adapters_lora;
+    /// `data` is NULL (clear) or `len` finite floats, `n_embd` the model's, `1 <= il_start <=
+    /// il_end < n_layer`.
+    fn set_adapter_cvec(ctx: *mut llama_context, data: *const f32, len: usize, n_embd: i32, il_start: i32, il_end: i32) -> i32 = llama_set_adapter_cvec;
+
     // State (KV cache) serialisation: `dst`/`src` hold `size` bytes; a blob handed to a
     // `set_data` function was verified by the crate's state container first.
     fn state_get_size(ctx: *mut llama_context) -> usize = llama_state_get_size;

@@ -4,7 +4,7 @@ use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::ptr::NonNull;
-use std::sync::Mutex;
+use std::sync::RwLock;
 
 use super::params::{GpuLayers, ModelParams, ProgressCallback};
 use super::{has_output_head, is_causal, Model, ModelFacts, ModelInner};
@@ -311,7 +311,7 @@ impl Model {
             raw: raw_model,
             vocab,
             facts,
-            context_creation: Mutex::new(()),
+            shared_state: RwLock::new(()),
         }))
     }
 

@@ -12,7 +12,7 @@ mod vocab;
 
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use crate::error::{Error, Result};
 use crate::ffi::{Api, RawModel, RawVocab};
@@ -66,14 +66,17 @@ pub(crate) struct ModelInner {
     pub(crate) raw: NonNull<RawModel>,
     pub(crate) vocab: NonNull<RawVocab>,
     pub(crate) facts: ModelFacts,
-    /// Held while a context is created from this model (see `Context::new`).
-    pub(crate) context_creation: Mutex<()>,
+    /// Guards the model's mutable state in llama.cpp (its set of LoRA adapters): loading or
+    /// freeing an adapter writes it (`write`); creating a context and decoding read it
+    /// (`read`), so they run concurrently with each other but never with an adapter change.
+    pub(crate) shared_state: RwLock<()>,
 }
 
 // SAFETY: after loading, a llama_model (and its vocab) is only read by the functions the safe
-// layer calls, except llama_init_from_model, which the wrapper serialises per model with
-// `context_creation`. Tokenization is thread-safe in llama.cpp (the vocab's caches are built at
-// load). Freeing happens once, in Drop, when no handle is left.
+// layer calls, except llama_adapter_lora_init/_free, which write its adapter set under the
+// write side of `shared_state`, while context creation and decoding (which read that set) hold
+// its read side (llama_init_from_model's other write, for YaRN scales, is refused). Tokenization is thread-safe in llama.cpp (the
+// vocab's caches are built at load). Freeing happens once, in Drop, when no handle is left.
 unsafe impl Send for ModelInner {}
 // SAFETY: see above: every method takes `&self` and calls read-only llama.cpp functions, or
 // holds the per-model lock.

@@ -468,3 +468,14 @@ macro_rules! child_cases {
         }
     };
 }
+
+/// The seeded random LoRA adapter for SmolLM2 (`variants/tiny_models.py`: rank 4, alpha 4, on
+/// `attn_q` and `attn_v` of every layer).
+pub fn smollm2_lora() -> PathBuf {
+    required_path("GGUF_LOADER_SMOLLM2_LORA")
+}
+
+/// The seeded random LoRA adapter for the tiny llama model (same layout as [`smollm2_lora`]).
+pub fn tiny_llama_lora() -> PathBuf {
+    required_path("GGUF_LOADER_TINY_DIR").join("tiny-llama-lora.gguf")
+}

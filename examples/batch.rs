@@ -1,0 +1,206 @@
+//! Runs several prompts as concurrent sequences of one context (continuous batching).
+//!
+//! ```text
+//! batch [--model PATH] [-n N] [--greedy] [--token-ids] [--threads T] [--variant NAME]
+//!       [--variant-dir DIR] PROMPT...
+//! ```
+//! Prints one line per prompt, in order: `I: text` (or `I: id id id ...` with `--token-ids`),
+//! I being the prompt's index from 0; stderr ends with the aggregate tokens/s.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use gguf_loader::engine::parallel::{Event, ParallelEngine, Request};
+use gguf_loader::loader::{SearchPaths, SelectOptions};
+use gguf_loader::{Context, ContextParams, GenerateOptions, Model, ModelParams, Prompt, Sampler};
+
+const USAGE: &str = "usage: batch [--model PATH] [-n N] [--greedy] [--token-ids] [--threads T] [--variant NAME] [--variant-dir DIR] PROMPT...";
+
+const OPTIONS: &str = "\
+Runs every PROMPT as a concurrent sequence of one context and prints one line per prompt, in
+order: `I: text`, or `I: id id ...` with --token-ids; stderr ends with the aggregate tokens/s.
+
+options:
+  -m, --model PATH          GGUF model (default: $GGUF_LOADER_SMOLLM2, else the cached SmolLM2)
+  -n, --n-predict N         tokens per prompt (default 32)
+      --greedy              greedy sampling (default: temperature 0.8, top-k 40, seed 42 + index)
+      --token-ids           print token ids instead of text
+  -t, --threads T           threads
+      --variant NAME        force a variant (cpu, cpu-haswell, vulkan, ...)
+      --variant-dir DIR     search only this directory for variants
+  -h, --help                print this help";
+
+#[derive(Debug, Default)]
+struct Args {
+    model: Option<PathBuf>,
+    n: usize,
+    greedy: bool,
+    token_ids: bool,
+    threads: Option<i32>,
+    variant: Option<String>,
+    variant_dir: Option<PathBuf>,
+    prompts: Vec<String>,
+}
+
+fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut args = Args {
+        n: 32,
+        ..Args::default()
+    };
+    let mut parser = lexopt::Parser::from_args(raw);
+    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
+        let flag = match &arg {
+            Short(c) => format!("-{c}"),
+            Long(name) => format!("--{name}"),
+            Value(v) => v.to_string_lossy().into_owned(),
+        };
+        let text = |parser: &mut lexopt::Parser| -> Result<String, String> {
+            parser
+                .value()
+                .map_err(|_| format!("{flag} needs a value"))?
+                .into_string()
+                .map_err(|v| format!("invalid value for {flag}: {v:?}"))
+        };
+        match arg {
+            Short('m') | Long("model") => args.model = Some(text(&mut parser)?.into()),
+            Short('n') | Long("n-predict") => {
+                let v = text(&mut parser)?;
+                args.n = v
+                    .parse()
+                    .map_err(|_| format!("invalid value for -n: {v:?}"))?;
+            }
+            Long("greedy") => args.greedy = true,
+            Long("token-ids") => args.token_ids = true,
+            Short('t') | Long("threads") => {
+                let v = text(&mut parser)?;
+                args.threads = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid value for --threads: {v:?}"))?,
+                );
+            }
+            Long("variant") => args.variant = Some(text(&mut parser)?),
+            Long("variant-dir") => args.variant_dir = Some(text(&mut parser)?.into()),
+            Short('h') | Long("help") => return Ok(None),
+            Value(v) => args.prompts.push(
+                v.into_string()
+                    .map_err(|v| format!("PROMPT is not valid UTF-8: {v:?}"))?,
+            ),
+            Short(_) | Long(_) => return Err(format!("unknown option {flag}\n{USAGE}")),
+        }
+    }
+    if args.prompts.is_empty() {
+        return Err(format!("missing PROMPT\n{USAGE}"));
+    }
+    Ok(Some(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut options = SelectOptions::from_env()?;
+    if let Some(dir) = &args.variant_dir {
+        options.search = SearchPaths::new().with_dir(dir).only_explicit();
+    }
+    if let Some(name) = &args.variant {
+        gguf_loader::loader::select::check_name("--variant", name)?;
+        options.force = Some(name.clone());
+    }
+    let model_path = args.model.clone().unwrap_or_else(|| {
+        std::env::var_os("GGUF_LOADER_SMOLLM2")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                gguf_loader::loader::discovery::cache_root()
+                    .join("models/SmolLM2-135M-Instruct-Q4_1.gguf")
+            })
+    });
+    let (_, model) = Model::load_best(&options, &model_path, |_| ModelParams::new())?;
+    let n_seq = args.prompts.len().min(64) as u32;
+    let mut params = ContextParams {
+        kv_unified: Some(true),
+        ..ContextParams::default()
+            .with_n_ctx(4096)
+            .with_n_batch(512.max(n_seq))
+            .with_n_seq_max(n_seq)
+    };
+    if let Some(threads) = args.threads {
+        params = params.with_threads(threads);
+    }
+    let mut engine = ParallelEngine::new(Context::new(&model, params)?)?;
+    let mut ids = Vec::new();
+    for (i, prompt) in args.prompts.iter().enumerate() {
+        let sampler = if args.greedy {
+            Sampler::greedy(&model)?
+        } else {
+            Sampler::builder(&model)
+                .top_k(40)
+                .temp(0.8)
+                .dist(42 + i as u32)
+                .build()?
+        };
+        ids.push(engine.submit(Request {
+            prompt: Prompt::from(prompt.as_str()),
+            sampler,
+            options: GenerateOptions::default().with_max_tokens(args.n),
+        })?);
+    }
+    let started = Instant::now();
+    let events = engine.run_to_completion()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut generated = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let mut line = String::new();
+        for event in &events {
+            match event {
+                Event::Piece { request, piece } if request == id => {
+                    if args.token_ids {
+                        if let Some(token) = piece.token {
+                            line.push_str(&format!(" {token}"));
+                            generated += 1;
+                        }
+                    } else {
+                        generated += usize::from(piece.token.is_some());
+                        line.push_str(&piece.text);
+                    }
+                }
+                Event::Failed { request, error } if request == id => {
+                    return Err(format!("prompt {i}: {error}").into());
+                }
+                _ => {}
+            }
+        }
+        if args.token_ids {
+            println!("{i}:{line}");
+        } else {
+            println!("{i}: {}", line.replace('\n', " "));
+        }
+    }
+    eprintln!(
+        "{} sequences, {generated} tokens in {elapsed:.2} s: {:.1} tok/s aggregate",
+        ids.len(),
+        generated as f64 / elapsed
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    gguf_loader::loader::smoke::run_if_requested();
+    let args = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}\n\n{OPTIONS}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.to_string().replace('\n', "; "));
+            ExitCode::FAILURE
+        }
+    }
+}

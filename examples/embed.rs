@@ -1,0 +1,193 @@
+//! Prints the embedding of each TEXT as one JSON array per line, in order.
+//!
+//! ```text
+//! embed --model PATH [--pooling mean|cls|last|rank] [--normalize] [--threads T] [--n-ctx N]
+//!       [--variant NAME] [--variant-dir DIR] TEXT...
+//! ```
+//! All texts are embedded together by [`gguf_loader::engine::embed::Embedder`] (several per
+//! decode). The chosen variant goes to stderr. Any failure exits non-zero with a one-line error;
+//! bad arguments exit 2.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gguf_loader::engine::embed::Embedder;
+use gguf_loader::loader::{SearchPaths, SelectOptions};
+use gguf_loader::{ContextParams, GpuLayers, Model, ModelParams, Pooling};
+
+const USAGE: &str = "usage: embed --model PATH [--pooling mean|cls|last|rank] [--normalize] [--threads T] [--n-ctx N] [--variant NAME] [--variant-dir DIR] TEXT...";
+
+const OPTIONS: &str = "\
+Prints one JSON array of floats per TEXT, in order, one per line.
+
+options:
+  -m, --model PATH          GGUF model (required)
+      --pooling P           mean, cls, last or rank (default: the model's own)
+      --normalize           L2-normalise each embedding
+  -t, --threads T           threads (default: the available cores)
+  -c, --n-ctx N             context size = most tokens per text (default: the model's, at most 1024)
+      --variant NAME        force a variant (cpu, cpu-haswell, vulkan, ...)
+      --variant-dir DIR     search only this directory for variants
+  -h, --help                print this help";
+
+struct Args {
+    model: PathBuf,
+    pooling: Pooling,
+    normalize: bool,
+    threads: Option<i32>,
+    n_ctx: Option<u32>,
+    variant: Option<String>,
+    variant_dir: Option<PathBuf>,
+    texts: Vec<String>,
+}
+
+fn flag_name(arg: &lexopt::Arg) -> String {
+    match arg {
+        lexopt::Arg::Short(c) => format!("-{c}"),
+        lexopt::Arg::Long(name) => format!("--{name}"),
+        lexopt::Arg::Value(value) => value.to_string_lossy().into_owned(),
+    }
+}
+
+fn text_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
+    parser
+        .value()
+        .map_err(|_| format!("{flag} needs a value"))?
+        .into_string()
+        .map_err(|raw| format!("invalid value for {flag}: {raw:?}"))
+}
+
+fn pooling(name: &str) -> Result<Pooling, String> {
+    Ok(match name {
+        "mean" => Pooling::Mean,
+        "cls" => Pooling::Cls,
+        "last" => Pooling::Last,
+        "rank" => Pooling::Rank,
+        other => {
+            return Err(format!(
+                "invalid --pooling {other:?} (mean, cls, last or rank)"
+            ))
+        }
+    })
+}
+
+fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut parser = lexopt::Parser::from_args(raw);
+    let mut model = None;
+    let mut args = Args {
+        model: PathBuf::new(),
+        pooling: Pooling::Unspecified,
+        normalize: false,
+        threads: None,
+        n_ctx: None,
+        variant: None,
+        variant_dir: None,
+        texts: Vec::new(),
+    };
+    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
+        let flag = flag_name(&arg);
+        match arg {
+            Long("model") | Short('m') => {
+                model = Some(PathBuf::from(
+                    parser
+                        .value()
+                        .map_err(|_| format!("{flag} needs a value"))?,
+                ))
+            }
+            Long("pooling") => args.pooling = pooling(&text_value(&mut parser, &flag)?)?,
+            Long("normalize") => args.normalize = true,
+            Long("threads") | Short('t') => {
+                let text = text_value(&mut parser, &flag)?;
+                args.threads = Some(
+                    text.parse()
+                        .map_err(|_| format!("invalid value for {flag}: {text:?}"))?,
+                );
+            }
+            Long("n-ctx") | Short('c') => {
+                let text = text_value(&mut parser, &flag)?;
+                args.n_ctx = Some(
+                    text.parse()
+                        .map_err(|_| format!("invalid value for {flag}: {text:?}"))?,
+                );
+            }
+            Long("variant") => args.variant = Some(text_value(&mut parser, &flag)?),
+            Long("variant-dir") => {
+                args.variant_dir = Some(PathBuf::from(
+                    parser
+                        .value()
+                        .map_err(|_| format!("{flag} needs a value"))?,
+                ))
+            }
+            Short('h') | Long("help") => return Ok(None),
+            Value(text) => args.texts.push(
+                text.into_string()
+                    .map_err(|text| format!("TEXT is not valid UTF-8: {text:?}"))?,
+            ),
+            Short(_) | Long(_) => return Err(format!("unknown option {flag}\n{USAGE}")),
+        }
+    }
+    args.model = model.ok_or(format!("missing --model\n{USAGE}"))?;
+    if args.texts.is_empty() {
+        return Err(format!("missing TEXT\n{USAGE}"));
+    }
+    Ok(Some(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut options = SelectOptions::from_env()?;
+    if let Some(dir) = &args.variant_dir {
+        options.search = SearchPaths::new().with_dir(dir).only_explicit();
+    }
+    if let Some(name) = &args.variant {
+        gguf_loader::loader::select::check_name("--variant", name)?;
+        options.force = Some(name.clone());
+    }
+    let (selection, model) = Model::load_best(&options, &args.model, |_| {
+        ModelParams::new().with_gpu_layers(GpuLayers::None)
+    })?;
+    eprintln!("variant: {}", selection.variant);
+    // One decode takes all of a pooled sequence: n_batch = n_ubatch = n_ctx.
+    let n_ctx = args
+        .n_ctx
+        .unwrap_or_else(|| model.n_ctx_train().clamp(1, 1024) as u32);
+    let mut params = ContextParams::default()
+        .with_n_ctx(n_ctx)
+        .with_n_batch(n_ctx)
+        .with_n_ubatch(n_ctx);
+    if let Some(threads) = args.threads {
+        params = params.with_threads(threads);
+    }
+    let mut embedder = Embedder::new(&model, args.pooling, args.normalize, params)?;
+    let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
+    let vectors = embedder.embed(&texts)?;
+    let mut stdout = std::io::stdout().lock();
+    for vector in vectors {
+        writeln!(stdout, "{}", serde_json::to_string(&vector)?)?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    gguf_loader::loader::smoke::run_if_requested();
+    let args = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}\n\n{OPTIONS}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.to_string().replace('\n', "; "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! Prints the relevance score of each DOC for the query, one per line, in order.
+//!
+//! ```text
+//! rerank --model PATH --query Q [--threads T] [--n-ctx N] [--variant NAME] [--variant-dir DIR]
+//!        DOC...
+//! ```
+//! The model must be a reranker (rank pooling, a classifier head); the documents are scored
+//! together by [`gguf_loader::engine::embed::Embedder::rerank`] (several per decode). The chosen variant goes to stderr. Any failure exits non-zero with a one-line error;
+//! bad arguments exit 2.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use gguf_loader::engine::embed::Embedder;
+use gguf_loader::loader::{SearchPaths, SelectOptions};
+use gguf_loader::{ContextParams, GpuLayers, Model, ModelParams, Pooling};
+
+const USAGE: &str = "usage: rerank --model PATH --query Q [--threads T] [--n-ctx N] [--variant NAME] [--variant-dir DIR] DOC...";
+
+const OPTIONS: &str = "\
+Prints the score of each DOC for the query Q (the classifier's first output), one per line.
+
+options:
+  -m, --model PATH          GGUF model (required)
+  -q, --query Q             the query (required)
+  -t, --threads T           threads (default: the available cores)
+  -c, --n-ctx N             context size = most tokens per pair (default: the model's, at most 1024)
+      --variant NAME        force a variant (cpu, cpu-haswell, vulkan, ...)
+      --variant-dir DIR     search only this directory for variants
+  -h, --help                print this help";
+
+struct Args {
+    model: PathBuf,
+    query: Option<String>,
+    threads: Option<i32>,
+    n_ctx: Option<u32>,
+    variant: Option<String>,
+    variant_dir: Option<PathBuf>,
+    texts: Vec<String>,
+}
+
+fn flag_name(arg: &lexopt::Arg) -> String {
+    match arg {
+        lexopt::Arg::Short(c) => format!("-{c}"),
+        lexopt::Arg::Long(name) => format!("--{name}"),
+        lexopt::Arg::Value(value) => value.to_string_lossy().into_owned(),
+    }
+}
+
+fn text_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
+    parser
+        .value()
+        .map_err(|_| format!("{flag} needs a value"))?
+        .into_string()
+        .map_err(|raw| format!("invalid value for {flag}: {raw:?}"))
+}
+
+fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, String> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut parser = lexopt::Parser::from_args(raw);
+    let mut model = None;
+    let mut args = Args {
+        model: PathBuf::new(),
+        query: None,
+        threads: None,
+        n_ctx: None,
+        variant: None,
+        variant_dir: None,
+        texts: Vec::new(),
+    };
+    while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
+        let flag = flag_name(&arg);
+        match arg {
+            Long("model") | Short('m') => {
+                model = Some(PathBuf::from(
+                    parser
+                        .value()
+                        .map_err(|_| format!("{flag} needs a value"))?,
+                ))
+            }
+            Long("query") | Short('q') => args.query = Some(text_value(&mut parser, &flag)?),
+            Long("threads") | Short('t') => {
+                let text = text_value(&mut parser, &flag)?;
+                args.threads = Some(
+                    text.parse()
+                        .map_err(|_| format!("invalid value for {flag}: {text:?}"))?,
+                );
+            }
+            Long("n-ctx") | Short('c') => {
+                let text = text_value(&mut parser, &flag)?;
+                args.n_ctx = Some(
+                    text.parse()
+                        .map_err(|_| format!("invalid value for {flag}: {text:?}"))?,
+                );
+            }
+            Long("variant") => args.variant = Some(text_value(&mut parser, &flag)?),
+            Long("variant-dir") => {
+                args.variant_dir = Some(PathBuf::from(
+                    parser
+                        .value()
+                        .map_err(|_| format!("{flag} needs a value"))?,
+                ))
+            }
+            Short('h') | Long("help") => return Ok(None),
+            Value(text) => args.texts.push(
+                text.into_string()
+                    .map_err(|text| format!("DOC is not valid UTF-8: {text:?}"))?,
+            ),
+            Short(_) | Long(_) => return Err(format!("unknown option {flag}\n{USAGE}")),
+        }
+    }
+    args.model = model.ok_or(format!("missing --model\n{USAGE}"))?;
+    if args.query.is_none() {
+        return Err(format!("missing --query\n{USAGE}"));
+    }
+    if args.texts.is_empty() {
+        return Err(format!("missing DOC\n{USAGE}"));
+    }
+    Ok(Some(args))
+}
+
+fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut options = SelectOptions::from_env()?;
+    if let Some(dir) = &args.variant_dir {
+        options.search = SearchPaths::new().with_dir(dir).only_explicit();
+    }
+    if let Some(name) = &args.variant {
+        gguf_loader::loader::select::check_name("--variant", name)?;
+        options.force = Some(name.clone());
+    }
+    let (selection, model) = Model::load_best(&options, &args.model, |_| {
+        ModelParams::new().with_gpu_layers(GpuLayers::None)
+    })?;
+    eprintln!("variant: {}", selection.variant);
+    // One decode takes all of a pooled sequence: n_batch = n_ubatch = n_ctx.
+    let n_ctx = args
+        .n_ctx
+        .unwrap_or_else(|| model.n_ctx_train().clamp(1, 1024) as u32);
+    let mut params = ContextParams::default()
+        .with_n_ctx(n_ctx)
+        .with_n_batch(n_ctx)
+        .with_n_ubatch(n_ctx);
+    if let Some(threads) = args.threads {
+        params = params.with_threads(threads);
+    }
+    let mut embedder = Embedder::new(&model, Pooling::Rank, false, params)?;
+    let documents: Vec<&str> = args.texts.iter().map(String::as_str).collect();
+    let query = args.query.as_deref().unwrap_or_default();
+    let scores = embedder.rerank(query, &documents)?;
+    let mut stdout = std::io::stdout().lock();
+    for score in scores {
+        writeln!(stdout, "{score}")?;
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    gguf_loader::loader::smoke::run_if_requested();
+    let args = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}\n\n{OPTIONS}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.to_string().replace('\n', "; "));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Engines: higher-level drivers over a [`crate::Context`].
+//!
+//! - [`embed`]: [`embed::Embedder`], embeddings and rerank scores of many texts in few decodes.
+//! - [`parallel`]: [`parallel::ParallelEngine`], many generation requests as sequences of one
+//!   context (continuous batching), and [`parallel::EngineHandle`] to use it from any thread.
+
+pub mod embed;
+pub mod parallel;
