@@ -356,6 +356,29 @@ pub enum Error {
         /// The details (which field, what was found and expected).
         reason: String,
     },
+    /// `llama_model_quantize` refused the input or failed while writing the output (the inputs
+    /// passed the checks in Rust first: see [`crate::Model::quantize`]).
+    #[error("cannot quantize {} into {}: {reason}", input.display(), output.display())]
+    Quantize {
+        /// The model file to quantize.
+        input: PathBuf,
+        /// The file to write.
+        output: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Two models that must share a vocabulary (speculative decoding: target and draft) do not.
+    #[error("the vocabularies of {} and {} differ: {reason}", target.display(), draft.display())]
+    VocabularyMismatch {
+        /// The target model's file.
+        target: PathBuf,
+        /// The draft model's file.
+        draft: PathBuf,
+        /// The first differing token id, when the difference is a token.
+        token: Option<i32>,
+        /// What differs.
+        reason: String,
+    },
     /// A LoRA adapter file was refused (checked before llama.cpp read it), llama.cpp could not
     /// load it, or it was applied to a context of another model.
     #[error("LoRA adapter {}: {problem}: {reason}", path.display())]
@@ -516,6 +539,8 @@ impl Error {
             },
             Error::ChatMessages { .. } => "give each message a role (system, user, assistant or tool) and string content",
             Error::InvalidUtf8 { .. } => "pass valid UTF-8, or use the byte-level function",
+            Error::Quantize { .. } => "see the llama.cpp log (target `llama.cpp`) for the cause; check the free space of the output's directory",
+            Error::VocabularyMismatch { .. } => "use a draft model of the same family as the target (the same tokenizer)",
             Error::Adapter { problem, .. } => match problem {
                 AdapterProblem::OtherModel => "load the adapter with the context's model (LoraAdapter::load(context.model(), ...))",
                 AdapterProblem::Rejected => "see the llama.cpp log (target `llama.cpp`) for the cause",

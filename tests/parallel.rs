@@ -149,3 +149,38 @@ fn bad_requests_are_typed_errors() {
         Err(Error::NotSupported { .. })
     ));
 }
+
+#[test]
+fn batch_example_prints_one_line_per_prompt() {
+    let model = Model::load(library(), common::smollm2(), ModelParams::new()).unwrap();
+    let smollm2 = common::smollm2();
+    let mut args = vec![
+        "--model",
+        smollm2.to_str().unwrap(),
+        "--greedy",
+        "--token-ids",
+        "-n",
+        "8",
+        "--threads",
+        "1",
+    ];
+    args.extend(PROMPTS);
+    let out = std::process::Command::new(common::example("batch"))
+        .args(&args)
+        .env("GGUF_LOADER_VARIANTS_DIR", common::cpu_dir())
+        .env_remove("GGUF_LOADER_SMOKE_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.trim_end().ends_with("tok/s aggregate"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), PROMPTS.len(), "{stdout}");
+    for (i, (line, prompt)) in lines.iter().zip(PROMPTS).enumerate() {
+        let (index, ids) = line.split_once(':').unwrap();
+        assert_eq!(index, i.to_string());
+        let ids: Vec<i32> = ids.split_whitespace().map(|t| t.parse().unwrap()).collect();
+        assert_eq!(ids, alone(&model, prompt, 8), "{prompt}");
+    }
+}

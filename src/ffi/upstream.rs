@@ -5,7 +5,7 @@ use std::ffi::c_char;
 use crate::loader::LlamaLibrary;
 use crate::sys::upstream::{
     self as sys, llama_batch, llama_context, llama_context_params, llama_logit_bias,
-    llama_memory_t, llama_model, llama_model_params, llama_perf_context_data, llama_pos,
+    llama_memory_t, llama_model, llama_model_params, llama_model_quantize_params, llama_perf_context_data, llama_pos,
     llama_sampler, llama_seq_id, llama_token, llama_token_data_array, llama_vocab,
 };
 
@@ -56,6 +56,10 @@ forward! {
     fn context_default_params() -> llama_context_params = llama_context_default_params;
 
     // Model.
+    fn model_quantize_default_params() -> llama_model_quantize_params = llama_model_quantize_default_params;
+    /// Paths are C strings, `params` points to valid parameters; the input passed the pre-flight
+    /// (C++ exceptions are caught inside: non-zero on failure).
+    fn model_quantize(fname_inp: *const c_char, fname_out: *const c_char, params: *const llama_model_quantize_params) -> u32 = llama_model_quantize;
     fn model_load_from_file(path: *const c_char, params: llama_model_params) -> *mut llama_model = llama_model_load_from_file;
     fn model_free(model: *mut llama_model) = llama_model_free;
     fn model_get_vocab(model: *const llama_model) -> *const llama_vocab = llama_model_get_vocab;

@@ -8,6 +8,7 @@
 mod load;
 mod metadata;
 pub mod params;
+mod quantize;
 mod vocab;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::loader::LlamaLibrary;
 
 pub use metadata::SamplingDefaults;
 pub use params::{GpuLayers, MetadataValue, ModelParams, SplitMode};
+pub use quantize::QuantType;
 
 /// Architectures whose graphs produce embeddings only: no output head, so no logits.
 const EMBEDDING_ONLY_ARCHITECTURES: &[&str] = &[
