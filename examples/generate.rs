@@ -3,8 +3,12 @@
 //! ```text
 //! generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R]
 //!          [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids]
-//!          [--lora PATH[:SCALE]]... [--save-state FILE] (PROMPT | --resume FILE)
+//!          [--lora PATH[:SCALE]]... [--save-state FILE] [--draft-model PATH [--draft-max K]]
+//!          (PROMPT | --resume FILE)
 //! ```
+//! With `--draft-model` the completion is greedy and decoded speculatively: the draft model
+//! proposes up to K tokens that the model checks in one batch; stderr reports
+//! `draft: accepted A of D`.
 //! The prompt is tokenized as is (special tokens added and parsed, no chat template). Text is
 //! streamed to stdout; the chosen variant and tokens/s go to stderr. Any failure exits non-zero
 //! with a one-line error.
@@ -20,7 +24,7 @@ use gguf_loader::{
     Session,
 };
 
-const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--lora PATH[:SCALE]]... [--save-state FILE] (PROMPT | --resume FILE)";
+const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--lora PATH[:SCALE]]... [--save-state FILE] [--draft-model PATH [--draft-max K]] (PROMPT | --resume FILE)";
 
 const OPTIONS: &str = "\
 Streams a completion of PROMPT (tokenized as is, no chat template) to stdout; the chosen variant
@@ -45,6 +49,10 @@ options:
       --save-state FILE     save the session (context state and tokens) after generating
       --resume FILE         load a saved session and continue generating -n more tokens
                             (no PROMPT; only the new tokens are printed)
+      --draft-model PATH    speculative decoding with this draft model (same vocabulary);
+                            greedy only (excludes the sampling options, --lora, --save-state
+                            and --resume)
+      --draft-max K         tokens the draft proposes per round (default 4)
   -h, --help                print this help";
 
 #[derive(Debug)]
@@ -66,6 +74,8 @@ struct Args {
     lora: Vec<(PathBuf, f32)>,
     save_state: Option<PathBuf>,
     resume: Option<PathBuf>,
+    draft_model: Option<PathBuf>,
+    draft_max: Option<usize>,
     prompt: String,
 }
 
@@ -119,6 +129,8 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
         lora: Vec::new(),
         save_state: None,
         resume: None,
+        draft_model: None,
+        draft_max: None,
         prompt: String::new(),
     };
     // llama.cpp's `-ngl` is one option, not -n -g -l: spell it the long way for the parser.
@@ -166,6 +178,8 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
             Long("lora") => args.lora.push(lora_value(&mut parser, &flag)?),
             Long("save-state") => args.save_state = Some(path_value(&mut parser, &flag)?),
             Long("resume") => args.resume = Some(path_value(&mut parser, &flag)?),
+            Long("draft-model") => args.draft_model = Some(path_value(&mut parser, &flag)?),
+            Long("draft-max") => args.draft_max = Some(value(&mut parser, &flag)?),
             Long("gpu-layers") => args.gpu_layers = Some(value(&mut parser, &flag)?),
             Short('h') | Long("help") => return Ok(None),
             Value(text) => {
@@ -181,6 +195,17 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     }
     if args.greedy && sampling_flag {
         return Err("--greedy excludes --temp/--top-k/--top-p/--min-p/--repeat-penalty".into());
+    }
+    if args.draft_model.is_some() {
+        if sampling_flag {
+            return Err("--draft-model decodes greedily: it excludes --temp/--top-k/--top-p/--min-p/--repeat-penalty".into());
+        }
+        if !args.lora.is_empty() || args.save_state.is_some() || args.resume.is_some() {
+            return Err("--draft-model excludes --lora, --save-state and --resume".into());
+        }
+        args.greedy = true;
+    } else if args.draft_max.is_some() {
+        return Err("--draft-max needs --draft-model".into());
     }
     match (prompt, &args.resume) {
         (Some(_), Some(_)) => return Err("--resume continues a saved session: no PROMPT".into()),
@@ -234,11 +259,13 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     // GPU variants offload what fits unless told otherwise; CPU variants offload nothing. A
     // variant the model cannot load on is skipped for the next one.
+    let mut chosen_layers = None;
     let (selection, model) = Model::load_best(&options, &model_path, |variant| {
         let layers = match variant.kind() {
             VariantKind::Gpu => gpu_layers.unwrap_or(GpuLayers::Auto { n_ctx }),
             VariantKind::Cpu => GpuLayers::None,
         };
+        chosen_layers = Some(layers);
         ModelParams::new().with_gpu_layers(layers)
     })?;
     let mut params =
@@ -246,7 +273,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(threads) = args.threads {
         params = params.with_threads(threads);
     }
-    let mut context = Context::new(&model, params)?;
+    let mut context = Context::new(&model, params.clone())?;
     if !args.lora.is_empty() {
         let adapters = args
             .lora
@@ -255,6 +282,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .collect::<Result<Vec<_>, gguf_loader::Error>>()?;
         let with_scales: Vec<_> = adapters.iter().map(|(a, s)| (a, *s)).collect();
         context.set_lora_adapters(&with_scales)?;
+    }
+    if let Some(draft_path) = &args.draft_model {
+        // The draft is offloaded as the model is.
+        let layers = chosen_layers.unwrap_or(GpuLayers::None);
+        return run_speculative(&args, &selection, context, draft_path, params, layers);
     }
     let mut session = Session::new(context);
     let mut sampler = if args.greedy {
@@ -323,6 +355,72 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         summary.prompt_tokens_per_second(),
         summary.generated_tokens,
         summary.tokens_per_second(),
+        summary.stop_reason
+    );
+    Ok(())
+}
+
+/// `--draft-model`: greedy speculative decoding of the prompt.
+fn run_speculative(
+    args: &Args,
+    selection: &gguf_loader::loader::Selection,
+    mut context: Context,
+    draft_path: &std::path::Path,
+    params: ContextParams,
+    gpu_layers: GpuLayers,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let draft = Model::load(
+        &selection.library,
+        draft_path,
+        ModelParams::new().with_gpu_layers(gpu_layers),
+    )?;
+    let mut draft_context = Context::new(&draft, params)?;
+    let mut speculative = gguf_loader::engine::speculative::Speculative::new(
+        &mut context,
+        &mut draft_context,
+        args.draft_max.unwrap_or(4),
+    )?;
+    let mut stdout = std::io::stdout().lock();
+    let mut write_error = None;
+    let result = speculative.generate_with(
+        args.prompt.as_str(),
+        GenerateOptions::default().with_max_tokens(args.n),
+        |piece| {
+            let written = if args.token_ids {
+                piece
+                    .token
+                    .map_or(Ok(()), |token| writeln!(stdout, "{token}"))
+            } else {
+                write!(stdout, "{}", piece.text).and_then(|()| stdout.flush())
+            };
+            match written {
+                Ok(()) => std::ops::ControlFlow::Continue(()),
+                Err(e) => {
+                    write_error = Some(e);
+                    std::ops::ControlFlow::Break(())
+                }
+            }
+        },
+    )?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    if !args.token_ids {
+        writeln!(stdout)?;
+    }
+    let summary = &result.summary;
+    eprintln!(
+        "variant: {} ({}) | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | draft: accepted {} of {} ({:.0}%) in {} rounds | stop: {:?}",
+        selection.variant,
+        selection.library.directory().path.display(),
+        summary.prompt_tokens,
+        summary.prompt_tokens_per_second(),
+        summary.generated_tokens,
+        summary.tokens_per_second(),
+        result.accepted,
+        result.drafted,
+        100.0 * result.acceptance_rate(),
+        result.rounds,
         summary.stop_reason
     );
     Ok(())

@@ -184,3 +184,51 @@ fn batch_example_prints_one_line_per_prompt() {
         assert_eq!(ids, alone(&model, prompt, 8), "{prompt}");
     }
 }
+
+#[test]
+fn sequences_sharing_a_small_cache_end_with_context_full() {
+    let model = Model::load(library(), common::tiny_llama(), ModelParams::new()).unwrap();
+    let eos = model.token_eos().unwrap();
+    let shared = ContextParams {
+        kv_unified: Some(true),
+        ..ContextParams::default()
+            .with_n_ctx(256)
+            .with_n_batch(64)
+            .with_n_seq_max(3)
+            .with_threads(1)
+    };
+    let mut engine = ParallelEngine::new(Context::new(&model, shared).unwrap()).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let sampler = Sampler::builder(&model)
+            .logit_bias(&[(eos, f32::NEG_INFINITY)])
+            .dist(i)
+            .build()
+            .unwrap();
+        ids.push(
+            engine
+                .submit(Request {
+                    prompt: Prompt::from("hello world"),
+                    sampler,
+                    options: GenerateOptions::default().with_max_tokens(200),
+                })
+                .unwrap(),
+        );
+    }
+    let events = engine.run_to_completion().unwrap();
+    let mut full = 0;
+    for id in ids {
+        let summary = events
+            .iter()
+            .find_map(|e| match e {
+                Event::Finished { request, summary } if *request == id => Some(summary),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("request {id} did not finish: {events:?}"));
+        full += usize::from(summary.stop_reason == StopReason::ContextFull);
+    }
+    assert!(
+        full >= 1,
+        "three 200-token streams cannot all fit 256 shared cells"
+    );
+}

@@ -213,6 +213,10 @@ impl ParallelEngine {
         let Some(mut slot) = self.slots[seq].take() else {
             return;
         };
+        // Free the sequence's cells now: sequences that share one buffer need the room.
+        if let Err(e) = self.context.memory_seq_rm(Some(slot.seq), None, None) {
+            log::warn!("freeing sequence {}: {e}", slot.seq);
+        }
         let mut text = slot.utf8.finish();
         text = slot.stop.finish() + &text;
         if !text.is_empty() && !matches!(reason, StopReason::StopString(_)) {
@@ -240,9 +244,12 @@ impl ParallelEngine {
 
     /// One batch for every active request (see the module docs); returns what happened.
     ///
+    /// A failed decode ends every request in the batch with a `Failed` event (their cache
+    /// state is unknown); a single request's failure is its own `Failed` event.
+    ///
     /// # Errors
-    /// Only when the context itself fails in a way that ends every request (each also gets a
-    /// `Failed` event then); a single request's failure is its `Failed` event.
+    /// Only for a batch the engine cannot build or a sequence it cannot free (internal
+    /// invariants; no request is lost without an event otherwise).
     pub fn step(&mut self) -> Result<Vec<Event>> {
         let mut events: Vec<Event> = self
             .cancelled_queued
@@ -269,13 +276,27 @@ impl ParallelEngine {
         }
         self.batch.clear();
         let capacity = self.batch.capacity();
+        // With one KV buffer for all sequences (n_ctx_seq == n_ctx), the sequences share it:
+        // what this batch adds must fit what the others hold.
+        let shared = self.context.n_ctx_seq() == self.context.n_ctx() && self.slots.len() > 1;
+        let mut budget = if shared {
+            let used: usize = self
+                .slots
+                .iter()
+                .flatten()
+                .map(|s| s.position.max(0) as usize)
+                .sum();
+            (self.context.n_ctx() as usize).saturating_sub(used)
+        } else {
+            usize::MAX
+        };
         // Generating requests first: one token each.
         for seq in 0..self.slots.len() {
             let full = match self.slots[seq].as_mut() {
                 None => continue,
                 Some(slot) => {
                     slot.row = None;
-                    slot.pending.is_some() && slot.position >= n_ctx_seq
+                    slot.pending.is_some() && (slot.position >= n_ctx_seq || budget == 0)
                 }
             };
             if full {
@@ -286,16 +307,18 @@ impl ParallelEngine {
                 if let Some(token) = slot.pending {
                     slot.row = Some(self.batch.len() as i32);
                     self.batch.add(token, slot.position, &[slot.seq], true)?;
+                    budget = budget.saturating_sub(1);
                 }
             }
         }
         // Then prompt chunks in the room that is left.
         for slot in self.slots.iter_mut().flatten() {
-            let room = capacity - self.batch.len();
+            let room = (capacity - self.batch.len()).min(budget);
             if slot.pending.is_some() || slot.prompt.is_empty() || room == 0 {
                 continue;
             }
             let n = room.min(slot.prompt.len());
+            budget -= n;
             for i in 0..n {
                 let token = slot.prompt.pop_front().unwrap_or(Token(0));
                 let last = i + 1 == n && slot.prompt.is_empty();
@@ -323,7 +346,8 @@ impl ParallelEngine {
                 }
             }
             self.context.clear_memory();
-            return Err(error);
+            log::warn!("parallel batch decode failed: {error}");
+            return Ok(events);
         }
         for seq in 0..self.slots.len() {
             self.sample_slot(seq, &mut events);
@@ -352,7 +376,7 @@ impl ParallelEngine {
             Ok(t) => t,
             Err(error) => {
                 let id = slot.id;
-                self.slots[seq] = None;
+                self.drop_slot(seq);
                 events.push(Event::Failed { request: id, error });
                 return;
             }
@@ -369,7 +393,7 @@ impl ParallelEngine {
             Ok(b) => b,
             Err(error) => {
                 let id = slot.id;
-                self.slots[seq] = None;
+                self.drop_slot(seq);
                 events.push(Event::Failed { request: id, error });
                 return;
             }
@@ -391,6 +415,12 @@ impl ParallelEngine {
             self.finish(seq, StopReason::ContextFull, events);
         } else {
             slot.pending = Some(token);
+        }
+    }
+
+    fn drop_slot(&mut self, seq: usize) {
+        if self.slots[seq].take().is_some() {
+            let _ = self.context.memory_seq_rm(Some(seq as i32), None, None);
         }
     }
 

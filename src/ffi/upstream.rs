@@ -5,8 +5,9 @@ use std::ffi::c_char;
 use crate::loader::LlamaLibrary;
 use crate::sys::upstream::{
     self as sys, llama_batch, llama_context, llama_context_params, llama_logit_bias,
-    llama_memory_t, llama_model, llama_model_params, llama_model_quantize_params, llama_perf_context_data, llama_pos,
-    llama_sampler, llama_seq_id, llama_token, llama_token_data_array, llama_vocab,
+    llama_memory_t, llama_model, llama_model_params, llama_model_quantize_params,
+    llama_perf_context_data, llama_pos, llama_sampler, llama_seq_id, llama_token,
+    llama_token_data_array, llama_vocab,
 };
 
 /// The llama.h functions the safe layer calls, for the loaded ABI generation.
