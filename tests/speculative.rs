@@ -135,6 +135,17 @@ fn quantize_refuses_bad_inputs_with_typed_errors() {
         "{err:?}"
     );
 
+    // The file of a model loaded in this process is mapped: it cannot be the output.
+    let tiny = dir.path().join("tiny.gguf");
+    std::fs::copy(common::tiny_llama(), &tiny).unwrap();
+    let loaded = Model::load(library(), &tiny, gguf_loader::ModelParams::new()).unwrap();
+    let err = Model::quantize(library(), &input, &tiny, QuantType::Q8_0).unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument { parameter: "output", reason } if reason.contains("loaded")),
+        "{err:?}"
+    );
+    drop(loaded);
+
     let err = Model::quantize(library(), &input, dir.path(), QuantType::Q8_0).unwrap_err();
     assert!(
         matches!(
@@ -261,4 +272,40 @@ fn a_draft_with_another_vocabulary_is_refused() {
         ),
         "{err:?}"
     );
+}
+
+#[test]
+fn generate_example_decodes_speculatively() {
+    let model = common::smollm2();
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let mut command = std::process::Command::new(common::example("generate"));
+        command
+            .arg("--variant-dir")
+            .arg(common::cpu_dir().parent().unwrap())
+            .args(["--variant", "cpu", "-t", "1", "-n", "20", "--model"])
+            .arg(&model)
+            .args(extra)
+            .arg("Once upon a time");
+        command.output().unwrap()
+    };
+    let plain = run(&["--greedy".as_ref()]);
+    assert!(plain.status.success(), "{plain:?}");
+    let spec = run(&["--draft-model".as_ref(), quantized_draft().as_os_str()]);
+    let stderr = String::from_utf8_lossy(&spec.stderr);
+    assert!(spec.status.success(), "{stderr}");
+    assert_eq!(spec.stdout, plain.stdout, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("draft: accepted "))
+        .unwrap_or_else(|| panic!("no summary line: {stderr}"));
+    eprintln!("{line}");
+
+    let refused = run(&[
+        "--draft-model".as_ref(),
+        quantized_draft().as_os_str(),
+        "--temp".as_ref(),
+        "0.7".as_ref(),
+    ]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("greedily"));
 }

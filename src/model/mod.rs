@@ -13,7 +13,7 @@ mod vocab;
 
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::{Error, Result};
 use crate::ffi::{Api, RawModel, RawVocab};
@@ -266,9 +266,9 @@ impl Model {
     }
 
     fn from_inner(inner: ModelInner) -> Self {
-        Model {
-            inner: Arc::new(inner),
-        }
+        let inner = Arc::new(inner);
+        register_loaded(&inner.facts.path, &inner);
+        Model { inner }
     }
 }
 
@@ -278,6 +278,28 @@ const NON_CAUSAL_ARCHITECTURES: &[&str] =
 
 pub(crate) fn is_causal(architecture: &str, declared: Option<bool>) -> bool {
     declared.unwrap_or(true) && !NON_CAUSAL_ARCHITECTURES.contains(&architecture)
+}
+
+/// Files of the models loaded in this process (llama.cpp maps them: overwriting one while it is
+/// mapped would crash the process on the next read).
+static LOADED_FILES: Mutex<Vec<(PathBuf, std::sync::Weak<ModelInner>)>> = Mutex::new(Vec::new());
+
+/// Records that `inner`'s file is mapped while `inner` lives.
+pub(crate) fn register_loaded(path: &Path, inner: &Arc<ModelInner>) {
+    let Ok(canonical) = path.canonicalize() else {
+        return;
+    };
+    let mut files = LOADED_FILES.lock().unwrap_or_else(|p| p.into_inner());
+    files.retain(|(_, weak)| weak.strong_count() > 0);
+    files.push((canonical, Arc::downgrade(inner)));
+}
+
+/// Whether a live model of this process was loaded from `canonical`.
+pub(crate) fn is_loaded(canonical: &Path) -> bool {
+    let files = LOADED_FILES.lock().unwrap_or_else(|p| p.into_inner());
+    files
+        .iter()
+        .any(|(path, weak)| path == canonical && weak.strong_count() > 0)
 }
 
 pub(crate) fn has_output_head(architecture: &str) -> bool {

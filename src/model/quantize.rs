@@ -254,6 +254,13 @@ impl Model {
                 output.display()
             )));
         }
+        if resolved(output).is_some_and(|out| super::is_loaded(&out)) {
+            // llama.cpp maps model files: rewriting one that is mapped crashes the process.
+            return Err(invalid(format!(
+                "{} is the file of a model loaded in this process (drop it first)",
+                output.display()
+            )));
+        }
         let input_c =
             strings::path(input).map_err(|e| quantize_error(input, output, e.reason()))?;
         let output_c =
