@@ -7,13 +7,14 @@
 //! Prints one line per prompt, in order: `I: text` (or `I: id id id ...` with `--token-ids`),
 //! I being the prompt's index from 0; stderr ends with the aggregate tokens/s.
 
+mod support;
+
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use gguf_loader::engine::parallel::{Event, ParallelEngine, Request};
-use gguf_loader::loader::{SearchPaths, SelectOptions};
 use gguf_loader::{Context, ContextParams, GenerateOptions, Model, ModelParams, Prompt, Sampler};
 
 const USAGE: &str = "usage: batch [--model PATH] [-n N] [--greedy] [--token-ids] [--threads T] [--variant NAME] [--variant-dir DIR] PROMPT...";
@@ -52,22 +53,13 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     };
     let mut parser = lexopt::Parser::from_args(raw);
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
-        let flag = match &arg {
-            Short(c) => format!("-{c}"),
-            Long(name) => format!("--{name}"),
-            Value(v) => v.to_string_lossy().into_owned(),
-        };
-        let text = |parser: &mut lexopt::Parser| -> Result<String, String> {
-            parser
-                .value()
-                .map_err(|_| format!("{flag} needs a value"))?
-                .into_string()
-                .map_err(|v| format!("invalid value for {flag}: {v:?}"))
-        };
+        let flag = support::flag_name(&arg);
         match arg {
-            Short('m') | Long("model") => args.model = Some(text(&mut parser)?.into()),
+            Short('m') | Long("model") => {
+                args.model = Some(support::text(&mut parser, &flag)?.into())
+            }
             Short('n') | Long("n-predict") => {
-                let v = text(&mut parser)?;
+                let v = support::text(&mut parser, &flag)?;
                 args.n = v
                     .parse()
                     .map_err(|_| format!("invalid value for -n: {v:?}"))?;
@@ -75,14 +67,16 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
             Long("greedy") => args.greedy = true,
             Long("token-ids") => args.token_ids = true,
             Short('t') | Long("threads") => {
-                let v = text(&mut parser)?;
+                let v = support::text(&mut parser, &flag)?;
                 args.threads = Some(
                     v.parse()
                         .map_err(|_| format!("invalid value for --threads: {v:?}"))?,
                 );
             }
-            Long("variant") => args.variant = Some(text(&mut parser)?),
-            Long("variant-dir") => args.variant_dir = Some(text(&mut parser)?.into()),
+            Long("variant") => args.variant = Some(support::text(&mut parser, &flag)?),
+            Long("variant-dir") => {
+                args.variant_dir = Some(support::text(&mut parser, &flag)?.into())
+            }
             Short('h') | Long("help") => return Ok(None),
             Value(v) => args.prompts.push(
                 v.into_string()
@@ -98,14 +92,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut options = SelectOptions::from_env()?;
-    if let Some(dir) = &args.variant_dir {
-        options.search = SearchPaths::new().with_dir(dir).only_explicit();
-    }
-    if let Some(name) = &args.variant {
-        gguf_loader::loader::select::check_name("--variant", name)?;
-        options.force = Some(name.clone());
-    }
+    let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
     let model_path = args.model.clone().unwrap_or_else(|| {
         std::env::var_os("GGUF_LOADER_SMOLLM2")
             .map(PathBuf::from)
@@ -184,23 +171,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    gguf_loader::loader::smoke::run_if_requested();
-    let args = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}\n\n{OPTIONS}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {}", error.to_string().replace('\n', "; "));
-            ExitCode::FAILURE
-        }
-    }
+    support::main_with(
+        USAGE,
+        OPTIONS,
+        || parse_args(std::env::args_os().skip(1)),
+        run,
+    )
 }

@@ -10,13 +10,14 @@
 //! ```
 //! Interactive commands: `/save FILE`, `/load FILE`, `/reset`, `/quit`.
 
+mod support;
+
 use std::ffi::OsString;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use gguf_loader::chat::{apply_builtin, parse_messages_json};
-use gguf_loader::loader::{SearchPaths, SelectOptions};
 use gguf_loader::{
     ChatMessage, ChatRequest, ChatTemplate, Context, ContextParams, GenerateOptions, Model,
     ModelParams, Sampler, Session,
@@ -67,41 +68,34 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     };
     let mut parser = lexopt::Parser::from_args(raw);
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
-        let flag = match &arg {
-            Short(c) => format!("-{c}"),
-            Long(name) => format!("--{name}"),
-            Value(v) => v.to_string_lossy().into_owned(),
-        };
-        let text = |parser: &mut lexopt::Parser| -> Result<String, String> {
-            parser
-                .value()
-                .map_err(|_| format!("{flag} needs a value"))?
-                .into_string()
-                .map_err(|v| format!("invalid value for {flag}: {v:?}"))
-        };
+        let flag = support::flag_name(&arg);
         match arg {
-            Short('m') | Long("model") => args.model = Some(text(&mut parser)?.into()),
-            Long("system") => args.system = Some(text(&mut parser)?),
-            Long("template") => args.template = Some(text(&mut parser)?),
-            Long("messages") => args.messages = Some(text(&mut parser)?.into()),
+            Short('m') | Long("model") => {
+                args.model = Some(support::text(&mut parser, &flag)?.into())
+            }
+            Long("system") => args.system = Some(support::text(&mut parser, &flag)?),
+            Long("template") => args.template = Some(support::text(&mut parser, &flag)?),
+            Long("messages") => args.messages = Some(support::text(&mut parser, &flag)?.into()),
             Long("render") => args.render = true,
-            Long("script") => args.script = Some(text(&mut parser)?.into()),
+            Long("script") => args.script = Some(support::text(&mut parser, &flag)?.into()),
             Long("greedy") => args.greedy = true,
             Short('n') | Long("n-predict") => {
-                let v = text(&mut parser)?;
+                let v = support::text(&mut parser, &flag)?;
                 args.n = v
                     .parse()
                     .map_err(|_| format!("invalid value for -n: {v:?}"))?;
             }
             Short('t') | Long("threads") => {
-                let v = text(&mut parser)?;
+                let v = support::text(&mut parser, &flag)?;
                 args.threads = Some(
                     v.parse()
                         .map_err(|_| format!("invalid value for --threads: {v:?}"))?,
                 );
             }
-            Long("variant") => args.variant = Some(text(&mut parser)?),
-            Long("variant-dir") => args.variant_dir = Some(text(&mut parser)?.into()),
+            Long("variant") => args.variant = Some(support::text(&mut parser, &flag)?),
+            Long("variant-dir") => {
+                args.variant_dir = Some(support::text(&mut parser, &flag)?.into())
+            }
             Short('h') | Long("help") => return Ok(None),
             Value(v) => return Err(format!("unexpected argument {v:?}\n{USAGE}")),
             Short(_) | Long(_) => return Err(format!("unknown option {flag}\n{USAGE}")),
@@ -117,16 +111,6 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
         return Err("--script and --render exclude each other".into());
     }
     Ok(Some(args))
-}
-
-fn default_model() -> PathBuf {
-    std::env::var_os("GGUF_LOADER_SMOLLM2")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            gguf_loader::loader::discovery::cache_root()
-                .join("models")
-                .join("SmolLM2-135M-Instruct-Q4_1.gguf")
-        })
 }
 
 fn read(path: &Path) -> Result<String, String> {
@@ -218,15 +202,8 @@ fn messages_path(state: &Path) -> PathBuf {
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut options = SelectOptions::from_env()?;
-    if let Some(dir) = &args.variant_dir {
-        options.search = SearchPaths::new().with_dir(dir).only_explicit();
-    }
-    if let Some(name) = &args.variant {
-        gguf_loader::loader::select::check_name("--variant", name)?;
-        options.force = Some(name.clone());
-    }
-    let model_path = args.model.clone().unwrap_or_else(default_model);
+    let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
+    let model_path = args.model.clone().unwrap_or_else(support::default_model);
     if args.render {
         let file = args.messages.as_ref().ok_or("--render needs --messages")?;
         let (messages, tools) = parse_messages_json(&read(file)?)?;
@@ -302,23 +279,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    gguf_loader::loader::smoke::run_if_requested();
-    let args = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}\n\n{OPTIONS}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {}", error.to_string().replace('\n', "; "));
-            ExitCode::FAILURE
-        }
-    }
+    support::main_with(
+        USAGE,
+        OPTIONS,
+        || parse_args(std::env::args_os().skip(1)),
+        run,
+    )
 }

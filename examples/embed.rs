@@ -8,13 +8,14 @@
 //! decode). The chosen variant goes to stderr. Any failure exits non-zero with a one-line error;
 //! bad arguments exit 2.
 
+mod support;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use gguf_loader::engine::embed::Embedder;
-use gguf_loader::loader::{SearchPaths, SelectOptions};
 use gguf_loader::{ContextParams, GpuLayers, Model, ModelParams, Pooling};
 
 const USAGE: &str = "usage: embed --model PATH [--pooling mean|cls|last|rank] [--normalize] [--threads T] [--n-ctx N] [--variant NAME] [--variant-dir DIR] TEXT...";
@@ -41,22 +42,6 @@ struct Args {
     variant: Option<String>,
     variant_dir: Option<PathBuf>,
     texts: Vec<String>,
-}
-
-fn flag_name(arg: &lexopt::Arg) -> String {
-    match arg {
-        lexopt::Arg::Short(c) => format!("-{c}"),
-        lexopt::Arg::Long(name) => format!("--{name}"),
-        lexopt::Arg::Value(value) => value.to_string_lossy().into_owned(),
-    }
-}
-
-fn text_value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
-    parser
-        .value()
-        .map_err(|_| format!("{flag} needs a value"))?
-        .into_string()
-        .map_err(|raw| format!("invalid value for {flag}: {raw:?}"))
 }
 
 fn pooling(name: &str) -> Result<Pooling, String> {
@@ -88,7 +73,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
         texts: Vec::new(),
     };
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
-        let flag = flag_name(&arg);
+        let flag = support::flag_name(&arg);
         match arg {
             Long("model") | Short('m') => {
                 model = Some(PathBuf::from(
@@ -97,23 +82,23 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
                         .map_err(|_| format!("{flag} needs a value"))?,
                 ))
             }
-            Long("pooling") => args.pooling = pooling(&text_value(&mut parser, &flag)?)?,
+            Long("pooling") => args.pooling = pooling(&support::text(&mut parser, &flag)?)?,
             Long("normalize") => args.normalize = true,
             Long("threads") | Short('t') => {
-                let text = text_value(&mut parser, &flag)?;
+                let text = support::text(&mut parser, &flag)?;
                 args.threads = Some(
                     text.parse()
                         .map_err(|_| format!("invalid value for {flag}: {text:?}"))?,
                 );
             }
             Long("n-ctx") | Short('c') => {
-                let text = text_value(&mut parser, &flag)?;
+                let text = support::text(&mut parser, &flag)?;
                 args.n_ctx = Some(
                     text.parse()
                         .map_err(|_| format!("invalid value for {flag}: {text:?}"))?,
                 );
             }
-            Long("variant") => args.variant = Some(text_value(&mut parser, &flag)?),
+            Long("variant") => args.variant = Some(support::text(&mut parser, &flag)?),
             Long("variant-dir") => {
                 args.variant_dir = Some(PathBuf::from(
                     parser
@@ -137,14 +122,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut options = SelectOptions::from_env()?;
-    if let Some(dir) = &args.variant_dir {
-        options.search = SearchPaths::new().with_dir(dir).only_explicit();
-    }
-    if let Some(name) = &args.variant {
-        gguf_loader::loader::select::check_name("--variant", name)?;
-        options.force = Some(name.clone());
-    }
+    let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
     let (selection, model) = Model::load_best(&options, &args.model, |_| {
         ModelParams::new().with_gpu_layers(GpuLayers::None)
     })?;
@@ -171,23 +149,10 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> ExitCode {
-    gguf_loader::loader::smoke::run_if_requested();
-    let args = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}\n\n{OPTIONS}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {}", error.to_string().replace('\n', "; "));
-            ExitCode::FAILURE
-        }
-    }
+    support::main_with(
+        USAGE,
+        OPTIONS,
+        || parse_args(std::env::args_os().skip(1)),
+        run,
+    )
 }

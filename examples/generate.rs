@@ -13,12 +13,14 @@
 //! streamed to stdout; the chosen variant and tokens/s go to stderr. Any failure exits non-zero
 //! with a one-line error.
 
+mod support;
+
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gguf_loader::loader::{SearchPaths, SelectOptions, VariantKind};
+use gguf_loader::loader::VariantKind;
 use gguf_loader::{
     Context, ContextParams, GenerateOptions, GpuLayers, Model, ModelParams, Prompt, Sampler,
     Session,
@@ -79,27 +81,6 @@ struct Args {
     prompt: String,
 }
 
-/// How an option is written on the command line, for messages.
-fn flag_name(arg: &lexopt::Arg) -> String {
-    match arg {
-        lexopt::Arg::Short(c) => format!("-{c}"),
-        lexopt::Arg::Long(name) => format!("--{name}"),
-        lexopt::Arg::Value(value) => value.to_string_lossy().into_owned(),
-    }
-}
-
-/// The value of option `flag`, parsed.
-fn value<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, String> {
-    let raw = parser
-        .value()
-        .map_err(|_| format!("{flag} needs a value"))?;
-    let text = raw
-        .into_string()
-        .map_err(|raw| format!("invalid value for {flag}: {raw:?}"))?;
-    text.parse()
-        .map_err(|_| format!("invalid value for {flag}: {text:?}"))
-}
-
 /// The value of option `flag` as a path (any bytes).
 fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, String> {
     parser
@@ -145,42 +126,44 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     let mut prompt = None;
     let mut sampling_flag = false;
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
-        let flag = flag_name(&arg);
+        let flag = support::flag_name(&arg);
         match arg {
             Long("model") | Short('m') => args.model = Some(path_value(&mut parser, &flag)?),
-            Short('n') | Long("n-predict") => args.n = value(&mut parser, &flag)?,
+            Short('n') | Long("n-predict") => args.n = support::parsed(&mut parser, &flag)?,
             Long("greedy") => args.greedy = true,
             Long("temp") => {
-                args.temp = value(&mut parser, &flag)?;
+                args.temp = support::parsed(&mut parser, &flag)?;
                 sampling_flag = true;
             }
             Long("top-k") => {
-                args.top_k = value(&mut parser, &flag)?;
+                args.top_k = support::parsed(&mut parser, &flag)?;
                 sampling_flag = true;
             }
             Long("top-p") => {
-                args.top_p = value(&mut parser, &flag)?;
+                args.top_p = support::parsed(&mut parser, &flag)?;
                 sampling_flag = true;
             }
             Long("min-p") => {
-                args.min_p = value(&mut parser, &flag)?;
+                args.min_p = support::parsed(&mut parser, &flag)?;
                 sampling_flag = true;
             }
             Long("repeat-penalty") => {
-                args.repeat_penalty = value(&mut parser, &flag)?;
+                args.repeat_penalty = support::parsed(&mut parser, &flag)?;
                 sampling_flag = true;
             }
-            Long("seed") => args.seed = value(&mut parser, &flag)?,
-            Long("threads") | Short('t') => args.threads = Some(value(&mut parser, &flag)?),
-            Long("variant") => args.variant = Some(value(&mut parser, &flag)?),
+            Long("seed") => args.seed = support::parsed(&mut parser, &flag)?,
+            Long("threads") | Short('t') => {
+                args.threads = Some(support::parsed(&mut parser, &flag)?)
+            }
+            Long("variant") => args.variant = Some(support::parsed(&mut parser, &flag)?),
             Long("variant-dir") => args.variant_dir = Some(path_value(&mut parser, &flag)?),
             Long("token-ids") => args.token_ids = true,
             Long("lora") => args.lora.push(lora_value(&mut parser, &flag)?),
             Long("save-state") => args.save_state = Some(path_value(&mut parser, &flag)?),
             Long("resume") => args.resume = Some(path_value(&mut parser, &flag)?),
             Long("draft-model") => args.draft_model = Some(path_value(&mut parser, &flag)?),
-            Long("draft-max") => args.draft_max = Some(value(&mut parser, &flag)?),
-            Long("gpu-layers") => args.gpu_layers = Some(value(&mut parser, &flag)?),
+            Long("draft-max") => args.draft_max = Some(support::parsed(&mut parser, &flag)?),
+            Long("gpu-layers") => args.gpu_layers = Some(support::parsed(&mut parser, &flag)?),
             Short('h') | Long("help") => return Ok(None),
             Value(text) => {
                 let text = text
@@ -230,25 +213,9 @@ fn lora_value(parser: &mut lexopt::Parser, flag: &str) -> Result<(PathBuf, f32),
     Ok((path, 1.0))
 }
 
-fn default_model() -> PathBuf {
-    if let Some(path) = std::env::var_os("GGUF_LOADER_SMOLLM2") {
-        return PathBuf::from(path);
-    }
-    gguf_loader::loader::discovery::cache_root()
-        .join("models")
-        .join("SmolLM2-135M-Instruct-Q4_1.gguf")
-}
-
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let mut options = SelectOptions::from_env()?;
-    if let Some(dir) = &args.variant_dir {
-        options.search = SearchPaths::new().with_dir(dir).only_explicit();
-    }
-    if let Some(name) = &args.variant {
-        gguf_loader::loader::select::check_name("--variant", name)?;
-        options.force = Some(name.clone());
-    }
-    let model_path = args.model.clone().unwrap_or_else(default_model);
+    let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
+    let model_path = args.model.clone().unwrap_or_else(support::default_model);
     let n_ctx = 4096;
     let gpu_layers = match args.gpu_layers.as_deref() {
         None | Some("auto") => None,
@@ -427,23 +394,10 @@ fn run_speculative(
 }
 
 fn main() -> ExitCode {
-    gguf_loader::loader::smoke::run_if_requested();
-    let args = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}\n\n{OPTIONS}");
-            return ExitCode::SUCCESS;
-        }
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {}", error.to_string().replace('\n', "; "));
-            ExitCode::FAILURE
-        }
-    }
+    support::main_with(
+        USAGE,
+        OPTIONS,
+        || parse_args(std::env::args_os().skip(1)),
+        run,
+    )
 }

@@ -4,6 +4,8 @@
 //!
 //! `cargo run --release --example session_bench -- [--model PATH] [--threads T] [--reply-tokens N]`
 
+mod support;
+
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,16 @@ use gguf_loader::loader::{LlamaLibrary, PluginSelection, SearchPaths};
 use gguf_loader::{Context, ContextParams, GenerateOptions, Model, ModelParams, Sampler, Session};
 
 const USAGE: &str = "usage: session_bench [--model PATH] [--threads T] [--reply-tokens N]";
+
+const OPTIONS: &str = "\
+Times turn N of a conversation with a Session (prefix reuse) against the same turn in a fresh
+context, for several conversation lengths.
+
+options:
+  -m, --model PATH          GGUF model (default: $GGUF_LOADER_SMOLLM2, else the cached SmolLM2)
+  -t, --threads T           threads (default 2)
+      --reply-tokens N      tokens generated per turn (default 8)
+  -h, --help                print this help";
 
 struct Options {
     model: std::path::PathBuf,
@@ -33,8 +45,10 @@ fn parse() -> Result<Option<Options>, String> {
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
         match arg {
-            Long("model") => options.model = parser.value().map_err(|e| e.to_string())?.into(),
-            Long("threads") => {
+            Short('m') | Long("model") => {
+                options.model = parser.value().map_err(|e| e.to_string())?.into()
+            }
+            Short('t') | Long("threads") => {
                 options.threads = parser
                     .value()
                     .map_err(|e| e.to_string())?
@@ -49,7 +63,13 @@ fn parse() -> Result<Option<Options>, String> {
                     .map_err(|e| format!("bad --reply-tokens: {e}"))?
             }
             Short('h') | Long("help") => return Ok(None),
-            other => return Err(other.unexpected().to_string()),
+            Short(_) | Long(_) => {
+                return Err(format!(
+                    "unknown option {}\n{USAGE}",
+                    support::flag_name(&arg)
+                ))
+            }
+            Value(v) => return Err(format!("unexpected argument {v:?}\n{USAGE}")),
         }
     }
     Ok(Some(options))
@@ -74,24 +94,7 @@ fn conversation(turns: usize) -> String {
 }
 
 fn main() -> ExitCode {
-    let options = match parse() {
-        Ok(Some(o)) => o,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&options) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    support::main_with(USAGE, OPTIONS, parse, |options| run(&options))
 }
 
 fn run(options: &Options) -> Result<(), Box<dyn std::error::Error>> {

@@ -13,7 +13,16 @@ use std::process::{Command, Output};
 
 use common::example;
 
-const EXAMPLES: [&str; 3] = ["generate", "doctor", "bench"];
+const EXAMPLES: [&str; 8] = [
+    "generate",
+    "doctor",
+    "bench",
+    "chat",
+    "embed",
+    "rerank",
+    "batch",
+    "session_bench",
+];
 
 fn run(name: &str, args: &[&str]) -> Output {
     Command::new(example(name))

@@ -1,0 +1,93 @@
+//! What the examples share: the `main` shape (help, usage errors, exit codes), variant
+//! selection from `--variant` / `--variant-dir`, and the default model. Included by each example
+//! with `mod support;` (not an example itself).
+#![allow(dead_code)]
+
+use std::error::Error;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use gguf_loader::loader::{SearchPaths, SelectOptions};
+
+/// How an option is written on the command line, for messages.
+pub fn flag_name(arg: &lexopt::Arg) -> String {
+    match arg {
+        lexopt::Arg::Short(c) => format!("-{c}"),
+        lexopt::Arg::Long(name) => format!("--{name}"),
+        lexopt::Arg::Value(value) => value.to_string_lossy().into_owned(),
+    }
+}
+
+/// The value of option `flag` as UTF-8 text.
+pub fn text(parser: &mut lexopt::Parser, flag: &str) -> Result<String, String> {
+    parser
+        .value()
+        .map_err(|_| format!("{flag} needs a value"))?
+        .into_string()
+        .map_err(|v| format!("invalid value for {flag}: {v:?}"))
+}
+
+/// The value of option `flag`, parsed.
+pub fn parsed<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> Result<T, String> {
+    let value = text(parser, flag)?;
+    value
+        .parse()
+        .map_err(|_| format!("invalid value for {flag}: {value:?}"))
+}
+
+/// The cached SmolLM2 (or `$GGUF_LOADER_SMOLLM2`).
+pub fn default_model() -> PathBuf {
+    std::env::var_os("GGUF_LOADER_SMOLLM2")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            gguf_loader::loader::discovery::cache_root()
+                .join("models")
+                .join("SmolLM2-135M-Instruct-Q4_1.gguf")
+        })
+}
+
+/// Selection options from the environment, narrowed by `--variant` and `--variant-dir`.
+pub fn select_options(
+    variant: Option<&str>,
+    variant_dir: Option<&Path>,
+) -> Result<SelectOptions, Box<dyn Error>> {
+    let mut options = SelectOptions::from_env()?;
+    if let Some(dir) = variant_dir {
+        options.search = SearchPaths::new().with_dir(dir).only_explicit();
+    }
+    if let Some(name) = variant {
+        gguf_loader::loader::select::check_name("--variant", name)?;
+        options.force = Some(name.to_string());
+    }
+    Ok(options)
+}
+
+/// The examples' `main`: answers a smoke-test request, parses the arguments (help: usage and
+/// exit 0; a usage error: `error: ...` and exit 2), runs, and turns a failure into a one-line
+/// `error: ...` with exit 1.
+pub fn main_with<A>(
+    usage: &str,
+    options: &str,
+    parse: impl FnOnce() -> Result<Option<A>, String>,
+    run: impl FnOnce(A) -> Result<(), Box<dyn Error>>,
+) -> ExitCode {
+    gguf_loader::loader::smoke::run_if_requested();
+    let args = match parse() {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{usage}\n\n{options}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("error: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.to_string().replace('\n', "; "));
+            ExitCode::FAILURE
+        }
+    }
+}
