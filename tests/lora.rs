@@ -1,5 +1,5 @@
 //! LoRA adapters and control vectors on the real libraries and models: token-exact with the C
-//! API (tests/c/lora.c), changed and removed between requests, and every misuse a typed error
+//! API (tests/c/greedy.c with GREEDY_LORA), changed and removed between requests, and every misuse a typed error
 //! (each in a child process, so an abort fails one test and not the run).
 
 #[macro_use]
@@ -69,62 +69,20 @@ fn greedy(ctx: &mut Context, prompt: &str) -> Vec<i32> {
     .collect()
 }
 
-/// tests/c/lora.c, compiled once per run against the pinned headers and the cpu variant.
-fn c_lora() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let variant = common::cpu_dir();
-        let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c-lora");
-        std::fs::create_dir_all(&out_dir).unwrap();
-        let bin = out_dir.join(format!("lora-{}", std::process::id()));
-        let src = std::fs::read_to_string(common::repo_root().join("tests/c/lora.c")).unwrap();
-        let source = common::source_dir();
-        common::compile_c(
-            &src,
-            &bin,
-            &[
-                &format!("-I{}", source.join("include").display()),
-                &format!("-I{}", source.join("ggml/include").display()),
-                &format!("-L{}", variant.display()),
-                &format!("-Wl,-rpath,{}", variant.display()),
-                "-lllama",
-                "-lggml",
-                "-lggml-base",
-            ],
-        );
-        bin
-    })
-    .clone()
-}
-
-/// Greedy ids from the C reference with `adapter` at `scale`; it uses the CPU's extra buffer
-/// types exactly when the crate does (`GREEDY_EXTRA_BUFTS`, as `common::c_greedy_ids`).
+/// Greedy ids from the C reference (tests/c/greedy.c with `GREEDY_LORA`) with `adapter` at
+/// `scale`; it uses the CPU's extra buffer types exactly when the crate does.
 fn c_ids(adapter: &Path, scale: f32) -> Vec<i32> {
-    let extra = library().extra_buffer_types_are_safe();
-    let output = Command::new(c_lora())
-        .env("GREEDY_EXTRA_BUFTS", if extra { "1" } else { "0" })
-        .arg(common::cpu_dir())
-        .arg(common::smollm2())
-        .arg(adapter)
-        .arg(scale.to_string())
-        .args([
-            N_PREDICT.to_string(),
-            THREADS.to_string(),
-            N_CTX.to_string(),
-            N_BATCH.to_string(),
-        ])
-        .arg(PROMPT)
-        .output()
-        .expect("running the C reference");
-    assert!(
-        output.status.success(),
-        "C reference failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| l.trim().parse().unwrap())
-        .collect()
+    library();
+    common::c_greedy_lora_ids(
+        &common::cpu_dir(),
+        &common::smollm2(),
+        N_PREDICT,
+        THREADS,
+        N_CTX,
+        N_BATCH,
+        PROMPT,
+        (adapter, scale),
+    )
 }
 
 fn base_ids() -> Vec<i32> {

@@ -4,7 +4,8 @@
  * Loads every backend plugin of VARIANT_DIR (as the Rust side's AllInDirectory does), tokenizes
  * PROMPT with add_special and parse_special, feeds it in chunks of N_BATCH, then prints each
  * greedily generated token id on its own line until N_PREDICT tokens or end of generation
- * (with GREEDY_MARGINS set, each id is followed by its logit lead over the runner-up). */
+ * (with GREEDY_MARGINS set, each id is followed by its logit lead over the runner-up; with
+ * GREEDY_LORA=PATH:SCALE, that LoRA adapter is applied to the context first). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,20 @@ int main(int argc, char ** argv) {
     cparams.n_threads_batch = threads;
     struct llama_context * ctx = llama_init_from_model(model, cparams);
     if (!ctx) { fprintf(stderr, "context failed\n"); return 1; }
+    struct llama_adapter_lora * adapter = NULL;
+    const char * lora = getenv("GREEDY_LORA");
+    if (lora && lora[0]) {
+        char path[4096];
+        const char * colon = strrchr(lora, ':');
+        size_t len = colon ? (size_t) (colon - lora) : strlen(lora);
+        if (len >= sizeof path) { fprintf(stderr, "GREEDY_LORA too long\n"); return 1; }
+        memcpy(path, lora, len);
+        path[len] = 0;
+        float scale = colon ? (float) atof(colon + 1) : 1.0f;
+        adapter = llama_adapter_lora_init(model, path);
+        if (!adapter) { fprintf(stderr, "adapter load failed\n"); return 1; }
+        if (llama_set_adapters_lora(ctx, &adapter, 1, &scale) != 0) { fprintf(stderr, "set adapters failed\n"); return 1; }
+    }
 
     int len = (int) strlen(prompt);
     int cap = len + 16;
@@ -119,6 +134,7 @@ int main(int argc, char ** argv) {
     llama_batch_free(batch);
     free(tokens);
     llama_free(ctx);
+    if (adapter) llama_adapter_lora_free(adapter);
     llama_model_free(model);
     return 0;
 }

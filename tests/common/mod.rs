@@ -187,6 +187,7 @@ pub fn c_greedy_ids(
         n_batch,
         prompt,
         false,
+        None,
     )
     .into_iter()
     .map(|(id, _)| id)
@@ -203,7 +204,45 @@ pub fn c_greedy_with_margins(
     n_batch: u32,
     prompt: &str,
 ) -> Vec<(i32, f32)> {
-    c_greedy_run(variant_dir, model, n, threads, n_ctx, n_batch, prompt, true)
+    c_greedy_run(
+        variant_dir,
+        model,
+        n,
+        threads,
+        n_ctx,
+        n_batch,
+        prompt,
+        true,
+        None,
+    )
+}
+
+/// Greedy ids from the C reference with the LoRA adapter `path` applied at `scale`.
+#[allow(clippy::too_many_arguments)]
+pub fn c_greedy_lora_ids(
+    variant_dir: &Path,
+    model: &Path,
+    n: usize,
+    threads: i32,
+    n_ctx: u32,
+    n_batch: u32,
+    prompt: &str,
+    lora: (&Path, f32),
+) -> Vec<i32> {
+    c_greedy_run(
+        variant_dir,
+        model,
+        n,
+        threads,
+        n_ctx,
+        n_batch,
+        prompt,
+        false,
+        Some(lora),
+    )
+    .into_iter()
+    .map(|(id, _)| id)
+    .collect()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -216,6 +255,7 @@ fn c_greedy_run(
     n_batch: u32,
     prompt: &str,
     margins: bool,
+    lora: Option<(&Path, f32)>,
 ) -> Vec<(i32, f32)> {
     let extra = gguf_loader::loader::LlamaLibrary::current()
         .expect("load the library in this process before running the C reference")
@@ -224,6 +264,9 @@ fn c_greedy_run(
     command.env("GREEDY_EXTRA_BUFTS", if extra { "1" } else { "0" });
     if margins {
         command.env("GREEDY_MARGINS", "1");
+    }
+    if let Some((path, scale)) = lora {
+        command.env("GREEDY_LORA", format!("{}:{scale}", path.display()));
     }
     let output = command
         .arg(variant_dir)
