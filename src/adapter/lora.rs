@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use crate::error::{AdapterProblem, Error, Result};
 use crate::ffi::strings;
+use crate::ffi::RawAdapterLora as llama_adapter_lora;
 use crate::gguf::{GgufFile, GgufValue, TensorInfo, TensorType};
 use crate::model::Model;
-use crate::sys::upstream::llama_adapter_lora;
 
 /// Tensor types an adapter may use (what `convert_lora_to_gguf.py` writes).
 const ADAPTER_TYPES: &[(u32, &str)] = &[(0, "F32"), (1, "F16"), (8, "Q8_0"), (30, "BF16")];

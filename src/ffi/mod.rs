@@ -52,3 +52,17 @@ pub(crate) use crate::sys::upstream::llama_logit_bias as LogitBias;
 pub(crate) fn chain_params(no_perf: bool) -> crate::sys::upstream::llama_sampler_chain_params {
     crate::sys::upstream::llama_sampler_chain_params { no_perf }
 }
+
+/// The loaded generation's model file types (`llama_ftype`), for `Model::quantize`.
+pub(crate) mod ftype {
+    pub(crate) use crate::sys::upstream::{
+        LLAMA_FTYPE_ALL_F32, LLAMA_FTYPE_MOSTLY_BF16, LLAMA_FTYPE_MOSTLY_F16,
+        LLAMA_FTYPE_MOSTLY_Q3_K_M, LLAMA_FTYPE_MOSTLY_Q4_0, LLAMA_FTYPE_MOSTLY_Q4_1,
+        LLAMA_FTYPE_MOSTLY_Q4_K_M, LLAMA_FTYPE_MOSTLY_Q4_K_S, LLAMA_FTYPE_MOSTLY_Q5_0,
+        LLAMA_FTYPE_MOSTLY_Q5_1, LLAMA_FTYPE_MOSTLY_Q5_K_M, LLAMA_FTYPE_MOSTLY_Q5_K_S,
+        LLAMA_FTYPE_MOSTLY_Q6_K, LLAMA_FTYPE_MOSTLY_Q8_0,
+    };
+}
+
+/// A loaded LoRA adapter (opaque).
+pub(crate) use crate::sys::upstream::llama_adapter_lora as RawAdapterLora;

@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::ffi::ftype as sys;
 use crate::ffi::{strings, Api};
 use crate::loader::LlamaLibrary;
-use crate::sys::upstream as sys;
 
 use super::Model;
 
