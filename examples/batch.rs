@@ -55,28 +55,15 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
         let flag = support::flag_name(&arg);
         match arg {
-            Short('m') | Long("model") => {
-                args.model = Some(support::text(&mut parser, &flag)?.into())
-            }
-            Short('n') | Long("n-predict") => {
-                let v = support::text(&mut parser, &flag)?;
-                args.n = v
-                    .parse()
-                    .map_err(|_| format!("invalid value for -n: {v:?}"))?;
-            }
+            Short('m') | Long("model") => args.model = Some(support::path(&mut parser, &flag)?),
+            Short('n') | Long("n-predict") => args.n = support::parsed(&mut parser, &flag)?,
             Long("greedy") => args.greedy = true,
             Long("token-ids") => args.token_ids = true,
             Short('t') | Long("threads") => {
-                let v = support::text(&mut parser, &flag)?;
-                args.threads = Some(
-                    v.parse()
-                        .map_err(|_| format!("invalid value for --threads: {v:?}"))?,
-                );
+                args.threads = Some(support::parsed(&mut parser, &flag)?)
             }
             Long("variant") => args.variant = Some(support::text(&mut parser, &flag)?),
-            Long("variant-dir") => {
-                args.variant_dir = Some(support::text(&mut parser, &flag)?.into())
-            }
+            Long("variant-dir") => args.variant_dir = Some(support::path(&mut parser, &flag)?),
             Short('h') | Long("help") => return Ok(None),
             Value(v) => args.prompts.push(
                 v.into_string()

@@ -70,32 +70,19 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
         let flag = support::flag_name(&arg);
         match arg {
-            Short('m') | Long("model") => {
-                args.model = Some(support::text(&mut parser, &flag)?.into())
-            }
+            Short('m') | Long("model") => args.model = Some(support::path(&mut parser, &flag)?),
             Long("system") => args.system = Some(support::text(&mut parser, &flag)?),
             Long("template") => args.template = Some(support::text(&mut parser, &flag)?),
-            Long("messages") => args.messages = Some(support::text(&mut parser, &flag)?.into()),
+            Long("messages") => args.messages = Some(support::path(&mut parser, &flag)?),
             Long("render") => args.render = true,
-            Long("script") => args.script = Some(support::text(&mut parser, &flag)?.into()),
+            Long("script") => args.script = Some(support::path(&mut parser, &flag)?),
             Long("greedy") => args.greedy = true,
-            Short('n') | Long("n-predict") => {
-                let v = support::text(&mut parser, &flag)?;
-                args.n = v
-                    .parse()
-                    .map_err(|_| format!("invalid value for -n: {v:?}"))?;
-            }
+            Short('n') | Long("n-predict") => args.n = support::parsed(&mut parser, &flag)?,
             Short('t') | Long("threads") => {
-                let v = support::text(&mut parser, &flag)?;
-                args.threads = Some(
-                    v.parse()
-                        .map_err(|_| format!("invalid value for --threads: {v:?}"))?,
-                );
+                args.threads = Some(support::parsed(&mut parser, &flag)?)
             }
             Long("variant") => args.variant = Some(support::text(&mut parser, &flag)?),
-            Long("variant-dir") => {
-                args.variant_dir = Some(support::text(&mut parser, &flag)?.into())
-            }
+            Long("variant-dir") => args.variant_dir = Some(support::path(&mut parser, &flag)?),
             Short('h') | Long("help") => return Ok(None),
             Value(v) => return Err(format!("unexpected argument {v:?}\n{USAGE}")),
             Short(_) | Long(_) => return Err(format!("unknown option {flag}\n{USAGE}")),

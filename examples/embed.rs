@@ -75,37 +75,15 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
         let flag = support::flag_name(&arg);
         match arg {
-            Long("model") | Short('m') => {
-                model = Some(PathBuf::from(
-                    parser
-                        .value()
-                        .map_err(|_| format!("{flag} needs a value"))?,
-                ))
-            }
+            Long("model") | Short('m') => model = Some(support::path(&mut parser, &flag)?),
             Long("pooling") => args.pooling = pooling(&support::text(&mut parser, &flag)?)?,
             Long("normalize") => args.normalize = true,
             Long("threads") | Short('t') => {
-                let text = support::text(&mut parser, &flag)?;
-                args.threads = Some(
-                    text.parse()
-                        .map_err(|_| format!("invalid value for {flag}: {text:?}"))?,
-                );
+                args.threads = Some(support::parsed(&mut parser, &flag)?)
             }
-            Long("n-ctx") | Short('c') => {
-                let text = support::text(&mut parser, &flag)?;
-                args.n_ctx = Some(
-                    text.parse()
-                        .map_err(|_| format!("invalid value for {flag}: {text:?}"))?,
-                );
-            }
+            Long("n-ctx") | Short('c') => args.n_ctx = Some(support::parsed(&mut parser, &flag)?),
             Long("variant") => args.variant = Some(support::text(&mut parser, &flag)?),
-            Long("variant-dir") => {
-                args.variant_dir = Some(PathBuf::from(
-                    parser
-                        .value()
-                        .map_err(|_| format!("{flag} needs a value"))?,
-                ))
-            }
+            Long("variant-dir") => args.variant_dir = Some(support::path(&mut parser, &flag)?),
             Short('h') | Long("help") => return Ok(None),
             Value(text) => args.texts.push(
                 text.into_string()

@@ -81,14 +81,6 @@ struct Args {
     prompt: String,
 }
 
-/// The value of option `flag` as a path (any bytes).
-fn path_value(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, String> {
-    parser
-        .value()
-        .map(PathBuf::from)
-        .map_err(|_| format!("{flag} needs a value"))
-}
-
 /// Parses the arguments (without the program name); `Ok(None)` when help was asked for.
 fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, String> {
     use lexopt::Arg::{Long, Short, Value};
@@ -128,7 +120,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
         let flag = support::flag_name(&arg);
         match arg {
-            Long("model") | Short('m') => args.model = Some(path_value(&mut parser, &flag)?),
+            Long("model") | Short('m') => args.model = Some(support::path(&mut parser, &flag)?),
             Short('n') | Long("n-predict") => args.n = support::parsed(&mut parser, &flag)?,
             Long("greedy") => args.greedy = true,
             Long("temp") => {
@@ -156,12 +148,12 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
                 args.threads = Some(support::parsed(&mut parser, &flag)?)
             }
             Long("variant") => args.variant = Some(support::parsed(&mut parser, &flag)?),
-            Long("variant-dir") => args.variant_dir = Some(path_value(&mut parser, &flag)?),
+            Long("variant-dir") => args.variant_dir = Some(support::path(&mut parser, &flag)?),
             Long("token-ids") => args.token_ids = true,
             Long("lora") => args.lora.push(lora_value(&mut parser, &flag)?),
-            Long("save-state") => args.save_state = Some(path_value(&mut parser, &flag)?),
-            Long("resume") => args.resume = Some(path_value(&mut parser, &flag)?),
-            Long("draft-model") => args.draft_model = Some(path_value(&mut parser, &flag)?),
+            Long("save-state") => args.save_state = Some(support::path(&mut parser, &flag)?),
+            Long("resume") => args.resume = Some(support::path(&mut parser, &flag)?),
+            Long("draft-model") => args.draft_model = Some(support::path(&mut parser, &flag)?),
             Long("draft-max") => args.draft_max = Some(support::parsed(&mut parser, &flag)?),
             Long("gpu-layers") => args.gpu_layers = Some(support::parsed(&mut parser, &flag)?),
             Short('h') | Long("help") => return Ok(None),
@@ -200,7 +192,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
 
 /// `PATH[:SCALE]`: the scale is what follows the last `:` when it parses as a number.
 fn lora_value(parser: &mut lexopt::Parser, flag: &str) -> Result<(PathBuf, f32), String> {
-    let path = path_value(parser, flag)?;
+    let path = support::path(parser, flag)?;
     let text = path.to_string_lossy();
     if let Some((file, scale)) = text.rsplit_once(':') {
         if let Ok(scale) = scale.parse::<f32>() {

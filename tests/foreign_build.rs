@@ -80,7 +80,7 @@ fn selection_from_a_foreign_directory_names_it_once() {
         .find(|(_, reason)| reason.contains("is a foreign llama.cpp build"))
         .expect("a CPU candidate tried the directory");
     let same = format!("same directory as {first}: rejected above");
-    let skipped: Vec<&String> = rejected
+    let same_directory: Vec<&String> = rejected
         .iter()
         .filter(|(_, reason)| *reason == same)
         .map(|(name, _)| name)
@@ -88,12 +88,12 @@ fn selection_from_a_foreign_directory_names_it_once() {
     // At least cpu-auto (every plugin, served by any directory with a CPU backend) and cpu-x64
     // (runs on every x86-64) come after the first.
     assert!(
-        skipped.iter().any(|n| *n == "cpu-auto"),
-        "{skipped:?}: {message}"
+        same_directory.iter().any(|n| *n == "cpu-auto"),
+        "{same_directory:?}: {message}"
     );
     assert!(
-        first == "cpu-x64" || skipped.iter().any(|n| *n == "cpu-x64"),
-        "{first} {skipped:?}: {message}"
+        first == "cpu-x64" || same_directory.iter().any(|n| *n == "cpu-x64"),
+        "{first} {same_directory:?}: {message}"
     );
     assert!(LlamaLibrary::current().is_none(), "nothing was initialised");
 }

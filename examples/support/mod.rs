@@ -35,6 +35,14 @@ pub fn parsed<T: std::str::FromStr>(parser: &mut lexopt::Parser, flag: &str) -> 
         .map_err(|_| format!("invalid value for {flag}: {value:?}"))
 }
 
+/// The value of option `flag` as a path (any bytes).
+pub fn path(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, String> {
+    parser
+        .value()
+        .map(PathBuf::from)
+        .map_err(|_| format!("{flag} needs a value"))
+}
+
 /// The cached SmolLM2 (or `$GGUF_LOADER_SMOLLM2`).
 pub fn default_model() -> PathBuf {
     std::env::var_os("GGUF_LOADER_SMOLLM2")
