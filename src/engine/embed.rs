@@ -186,6 +186,21 @@ impl Embedder {
         }
     }
 
+    /// Each text tokenized with its special tokens, checked (not empty, fits one decode).
+    fn tokenize_texts(&self, texts: &[&str]) -> Result<Vec<Input>> {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                if text.is_empty() {
+                    return Err(text_error("texts", "text", i, "is empty".into()));
+                }
+                let tokens = self.context.model().tokenize(text, true, false)?;
+                self.check_length("texts", "text", i, tokens)
+            })
+            .collect()
+    }
+
     /// One pooled vector per text, in order (the classifier outputs for [`Pooling::Rank`]).
     /// Texts are tokenized with the model's special tokens (`add_special`), special-token text
     /// is not parsed. An empty slice gives an empty result without decoding.
@@ -202,17 +217,7 @@ impl Embedder {
                 reason: "the embedder has no pooling (Pooling::None): use embed_tokens".into(),
             });
         }
-        let inputs = texts
-            .iter()
-            .enumerate()
-            .map(|(i, text)| {
-                if text.is_empty() {
-                    return Err(text_error("texts", "text", i, "is empty".into()));
-                }
-                let tokens = self.context.model().tokenize(text, true, false)?;
-                self.check_length("texts", "text", i, tokens)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let inputs = self.tokenize_texts(texts)?;
         let normalize = self.normalize;
         self.run(&inputs, |context, seq, _| {
             let mut v = context.embeddings_seq(seq)?.to_vec();
@@ -239,17 +244,7 @@ impl Embedder {
                 ),
             });
         }
-        let inputs = texts
-            .iter()
-            .enumerate()
-            .map(|(i, text)| {
-                if text.is_empty() {
-                    return Err(text_error("texts", "text", i, "is empty".into()));
-                }
-                let tokens = self.context.model().tokenize(text, true, false)?;
-                self.check_length("texts", "text", i, tokens)
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let inputs = self.tokenize_texts(texts)?;
         let normalize = self.normalize;
         self.run(&inputs, |context, _, rows| {
             rows.map(|row| {
