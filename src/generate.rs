@@ -324,7 +324,8 @@ impl Context {
         let model = self.model().clone();
         let started = Instant::now();
         let mut batch = Batch::new(self.n_batch() as usize, 1)?;
-        let decoder_prompt: Vec<Token> = if model.has_encoder() {
+        let start_token;
+        let decoder_prompt: &[Token] = if model.has_encoder() {
             // Encoder-decoder: the prompt is encoded, and the decoder starts from its start
             // token.
             if tokens.len() > self.n_ubatch() as usize {
@@ -342,11 +343,12 @@ impl Context {
                     operation: "generation",
                     reason: "the model names no decoder start token and no BOS".into(),
                 })?;
-            vec![start]
+            start_token = [start];
+            &start_token
         } else {
-            tokens.clone()
+            &tokens
         };
-        let position = self.feed(&mut batch, &decoder_prompt, 0)?;
+        let position = self.feed(&mut batch, decoder_prompt, 0)?;
         Ok(Generation::new(
             self,
             sampler,

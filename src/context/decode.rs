@@ -79,6 +79,34 @@ impl Context {
         Outputs::new(rows, logits, self.sizes.embeddings, sequences)
     }
 
+    /// Runs a checked batch through llama.cpp and records the rows it produced.
+    fn compute(&mut self, batch: &mut Batch, pass: Pass) -> Result<()> {
+        self.outputs = Outputs::default();
+        let ctx = self.raw.as_ptr();
+        let code = {
+            let model = &self.model;
+            let api = model.api();
+            // A computation may re-plan the graph, which reads the model's adapter set: no
+            // adapter of the model changes meanwhile (read side of the model's lock).
+            let _reading = model
+                .inner
+                .shared_state
+                .read()
+                .unwrap_or_else(|p| p.into_inner());
+            batch.with_arrays(|arrays| match pass {
+                // SAFETY: a live context used from this thread only (&mut self); the batch was
+                // validated for this pass and its arrays hold `n_tokens` entries that live for
+                // the call.
+                Pass::Decode => unsafe { api.decode(ctx, arrays.to_c()) },
+                // SAFETY: as above; the model has an encoder and the batch fits n_ubatch.
+                Pass::Encode => unsafe { api.encode(ctx, arrays.to_c()) },
+            })
+        };
+        self.finish_compute(code)?;
+        self.outputs = self.outputs_of(batch, pass);
+        Ok(())
+    }
+
     fn finish_compute(&mut self, code: i32) -> Result<()> {
         if self.abort.take_panicked() {
             return Err(Error::CallbackPanicked { callback: "abort" });
@@ -107,23 +135,7 @@ impl Context {
                 reason: "this model is an encoder only: use encode()".into(),
             });
         }
-        self.outputs = Outputs::default();
-        let ctx = self.raw();
-        let api = self.api();
-        let model = self.model.clone();
-        // A decode may re-plan the graph, which reads the model's adapter set.
-        let _reading = model
-            .inner
-            .shared_state
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        // SAFETY: a live context used from this thread only; the batch was validated above
-        // and its arrays hold `n_tokens` entries that live for the call; no adapter of the
-        // model changes during the call (read lock).
-        let code = batch.with_arrays(|arrays| unsafe { api.decode(ctx, arrays.to_c()) });
-        self.finish_compute(code)?;
-        self.outputs = self.outputs_of(batch, Pass::Decode);
-        Ok(())
+        self.compute(batch, Pass::Decode)
     }
 
     /// Runs the encoder on `batch` (encoder-decoder models such as T5); the whole batch must fit
@@ -144,19 +156,7 @@ impl Context {
             });
         }
         self.check_batch(batch, Pass::Encode)?;
-        self.outputs = Outputs::default();
-        let ctx = self.raw();
-        let api = self.api();
-        let model = self.model.clone();
-        let _reading = model
-            .inner
-            .shared_state
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        // SAFETY: as for decode; the model has an encoder and the batch fits n_ubatch.
-        let code = batch.with_arrays(|arrays| unsafe { api.encode(ctx, arrays.to_c()) });
-        self.finish_compute(code)?;
-        self.outputs = self.outputs_of(batch, Pass::Encode);
+        self.compute(batch, Pass::Encode)?;
         self.encoded = true;
         Ok(())
     }
