@@ -645,6 +645,20 @@ child_cases! {
         Context::new(&m, params()).unwrap();
     }
 
+    fn tensor_split_is_bounded_by_llama_max_devices() {
+        // llama.cpp reads llama_max_devices() floats from the pointer: a shorter list is padded,
+        // a longer one or a bad proportion refused.
+        let load = |split: Vec<f32>| {
+            let mut params = ModelParams::new();
+            params.tensor_split = split;
+            Model::load(library(), common::tiny_llama(), params)
+        };
+        invalid(load(vec![1.0; 100_000]), "tensor_split");
+        invalid(load(vec![f32::NAN]), "tensor_split");
+        invalid(load(vec![-1.0]), "tensor_split");
+        load(vec![1.0]).unwrap();
+    }
+
     fn metadata_overrides_are_checked() {
         invalid(
             Model::load(library(), common::tiny_llama(), ModelParams::new().with_override("llama.rope.freq_base", MetadataValue::Float(f64::NAN))),
