@@ -1,5 +1,7 @@
 //! Prints what gguf-loader sees on this machine: hardware, every known variant (available or
-//! not, and why), ggml's score for each CPU module found, and the variant it would pick.
+//! not, and why), ggml's score for each CPU module found, the effective configuration (the
+//! configuration file under the environment, with where each value came from) and the variant it
+//! would pick.
 //!
 //! ```text
 //! doctor [--json]
@@ -9,6 +11,7 @@ use std::ffi::OsString;
 use std::process::ExitCode;
 
 use gguf_loader::hardware::{CudaDriver, HardwareProfile};
+use gguf_loader::loader::config::BackendConfig;
 use gguf_loader::loader::{cpu_module_score, discovery, load_best, rank, Backend, SelectOptions};
 use serde_json::json;
 
@@ -16,7 +19,9 @@ const USAGE: &str = "usage: doctor [--json]";
 
 const OPTIONS: &str = "\
 Prints the detected hardware, every known variant with the reason it is (un)available, ggml's
-score for each CPU module found and the variant that would be picked. Exits 1 when none loads.
+score for each CPU module found, the effective configuration (~/.gguf-loader/backend_config.json
+or $GGUF_LOADER_CONFIG under GGUF_BACKEND / GGUF_GPU_ENABLED / GGUF_DEBUG, each value with its
+source) and the variant that would be picked. Exits 1 when none loads.
 
 options:
       --json    print the report as JSON
@@ -55,13 +60,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = match SelectOptions::from_env() {
+    let options = match BackendConfig::load().and_then(|c| Ok((SelectOptions::from_config(&c)?, c)))
+    {
         Ok(options) => options,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
+    let (options, config) = options;
     let hardware: &HardwareProfile = &options.hardware;
     let (directories, broken) = options.search.discover();
 
@@ -116,6 +123,21 @@ fn main() -> ExitCode {
         }),
         Err(error) => json!({ "error": error.to_string() }),
     };
+    let picked_settings = pick
+        .as_ref()
+        .ok()
+        .map(|selection| config.settings_for(&selection.variant));
+    let configuration = json!({
+        "file": config.path,
+        "values": config.entries().into_iter().map(|(key, value, source)| {
+            json!({ "key": key, "value": value, "source": source.to_string() })
+        }).collect::<Vec<_>>(),
+        "warnings": config.warnings,
+        "for_pick": picked_settings.map(|s| json!({
+            "gpu_layers": s.gpu_layers, "context_size": s.context_size,
+            "batch_size": s.batch_size, "use_mlock": s.use_mlock,
+        })),
+    });
 
     let report = json!({
         "hardware": {
@@ -144,6 +166,7 @@ fn main() -> ExitCode {
         "broken_directories": broken.iter().map(|(p, e)| json!({"path": p, "error": e.to_string()})).collect::<Vec<_>>(),
         "variants": variants,
         "cpu_module_scores": scores,
+        "configuration": configuration,
         "pick": pick_json,
     });
 
@@ -224,6 +247,22 @@ fn print_text(report: &serde_json::Value) {
                 s["error"]
             ),
         }
+    }
+    let configuration = &report["configuration"];
+    match configuration["file"].as_str() {
+        Some(file) => println!("\nConfiguration (file {file}):"),
+        None => println!("\nConfiguration (no file):"),
+    }
+    for v in configuration["values"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<28} {:<12} ({})",
+            v["key"].as_str().unwrap_or(""),
+            v["value"].to_string(),
+            v["source"].as_str().unwrap_or("")
+        );
+    }
+    for w in configuration["warnings"].as_array().into_iter().flatten() {
+        println!("  warning: {}", w.as_str().unwrap_or(""));
     }
     let pick = &report["pick"];
     println!();

@@ -9,6 +9,8 @@
 //! With `--draft-model` the completion is greedy and decoded speculatively: the draft model
 //! proposes up to K tokens that the model checks in one batch; stderr reports
 //! `draft: accepted A of D`.
+//! Built with `--features download`, a `--model` of `hf://OWNER/REPO/FILE[@REVISION]` or an
+//! `http(s)://` URL is fetched first (into the hub cache, or the crate's cache for URLs).
 //! The prompt is tokenized as is (special tokens added and parsed, no chat template). Text is
 //! streamed to stdout; the chosen variant and tokens/s go to stderr. Any failure exits non-zero
 //! with a one-line error.
@@ -33,7 +35,9 @@ Streams a completion of PROMPT (tokenized as is, no chat template) to stdout; th
 and tokens/s go to stderr.
 
 options:
-  -m, --model PATH          GGUF model (default: $GGUF_LOADER_SMOLLM2, else the cached SmolLM2)
+  -m, --model PATH          GGUF model (default: $GGUF_LOADER_SMOLLM2, else the cached SmolLM2);
+                            built with --features download also hf://OWNER/REPO/FILE[@REV] or
+                            an http(s):// URL, fetched first (resumed, sha256-checked)
   -n, --n-predict N         tokens to generate (default 64)
       --greedy              greedy sampling (excludes the sampling options below)
       --temp T              temperature (default 0.8)
@@ -208,6 +212,8 @@ fn lora_value(parser: &mut lexopt::Parser, flag: &str) -> Result<(PathBuf, f32),
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
     let model_path = args.model.clone().unwrap_or_else(support::default_model);
+    #[cfg(feature = "download")]
+    let model_path = fetch_model(model_path)?;
     let n_ctx = 4096;
     let gpu_layers = match args.gpu_layers.as_deref() {
         None | Some("auto") => None,
@@ -317,6 +323,22 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         summary.stop_reason
     );
     Ok(())
+}
+
+/// A `--model` naming something to download (`hf://`, `http(s)://`) is fetched first: hub files
+/// into the hub cache, URLs into the crate's cache (`downloads/`); other paths are kept as given.
+#[cfg(feature = "download")]
+fn fetch_model(path: PathBuf) -> Result<PathBuf, Box<dyn std::error::Error>> {
+    use gguf_loader::download::{fetch, DownloadOptions, Source};
+    let text = path.to_string_lossy();
+    if !Source::is_remote(&text) {
+        return Ok(path);
+    }
+    let source = Source::parse(&text)?;
+    let options = DownloadOptions::from_env()
+        .with_download_dir(gguf_loader::loader::discovery::cache_root().join("downloads"));
+    eprintln!("fetching {source}");
+    Ok(fetch(&source, &options)?)
 }
 
 /// `--draft-model`: greedy speculative decoding of the prompt.

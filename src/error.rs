@@ -103,6 +103,17 @@ pub enum LoadError {
         /// What is wrong.
         reason: String,
     },
+    /// The configuration file (`backend_config.json`) cannot be read, or a key has a value of
+    /// the wrong type.
+    #[error("configuration file {}: {}{reason}", path.display(), if key.is_empty() { String::new() } else { format!("key `{key}`: ") })]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// The key at fault (empty for the whole file).
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// Every candidate variant was rejected.
     #[error("no llama.cpp variant could be loaded:{}", display_rejections(.rejected))]
     NoUsableVariant {
@@ -145,9 +156,9 @@ impl LoadError {
             LoadError::NoDevice { .. } | LoadError::HardwareUnsupported { .. } => {
                 Category::Hardware
             }
-            LoadError::InvalidConfiguration { .. } | LoadError::ConflictingBuild { .. } => {
-                Category::Configuration
-            }
+            LoadError::InvalidConfiguration { .. }
+            | LoadError::ConfigFile { .. }
+            | LoadError::ConflictingBuild { .. } => Category::Configuration,
             _ => Category::Installation,
         }
     }
@@ -174,6 +185,7 @@ impl LoadError {
                 "load one variant per process (run others in a child process)"
             }
             LoadError::InvalidConfiguration { .. } => "fix the value; `cargo run --example doctor` lists the known variants",
+            LoadError::ConfigFile { .. } => "fix or remove the key (GGUF_LOADER_CONFIG names another file; empty: none); `cargo run --example doctor` shows the effective configuration",
             LoadError::NoUsableVariant { .. } => "see each candidate's reason; `variants/provision cpu` builds the CPU variant",
         }
     }
@@ -379,6 +391,10 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// A model could not be downloaded (feature `download`).
+    #[cfg(feature = "download")]
+    #[error(transparent)]
+    Download(#[from] crate::download::DownloadError),
     /// A LoRA adapter file was refused (checked before llama.cpp read it), llama.cpp could not
     /// load it, or it was applied to a context of another model.
     #[error("LoRA adapter {}: {problem}: {reason}", path.display())]
@@ -485,6 +501,8 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::Load(e) => e.category(),
+            #[cfg(feature = "download")]
+            Error::Download(e) => e.category(),
             Error::ModelLoad { .. } | Error::ModelLoadCancelled { .. } | Error::Gguf(_) => {
                 Category::Model
             }
@@ -514,6 +532,8 @@ impl Error {
         match self {
             Error::Load(e) => e.hint(),
             Error::Gguf(e) => e.hint(),
+            #[cfg(feature = "download")]
+            Error::Download(e) => e.hint(),
             Error::ModelLoad { .. } => "check that the file is a complete GGUF model of an architecture this llama.cpp supports (see the llama.cpp log)",
             Error::ModelLoadCancelled { .. } => "the application's progress callback returned false",
             Error::InvalidArgument { .. } => "fix the argument named in the message",

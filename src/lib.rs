@@ -46,6 +46,8 @@ pub mod adapter;
 pub mod batch;
 pub mod chat;
 pub mod context;
+#[cfg(feature = "download")]
+pub mod download;
 pub mod engine;
 mod ffi;
 pub mod generate;

@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use common::example;
 
-const EXAMPLES: [&str; 8] = [
+const EXAMPLES: [&str; 10] = [
     "generate",
     "doctor",
     "bench",
@@ -22,6 +22,8 @@ const EXAMPLES: [&str; 8] = [
     "rerank",
     "batch",
     "session_bench",
+    "native_host",
+    "serve",
 ];
 
 fn run(name: &str, args: &[&str]) -> Output {
@@ -40,7 +42,8 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn help_prints_usage_and_exits_0() {
-    for name in EXAMPLES {
+    let pull = cfg!(feature = "download").then_some("pull");
+    for name in EXAMPLES.into_iter().chain(pull) {
         for flag in ["--help", "-h"] {
             let output = run(name, &[flag]);
             let stdout = text(&output.stdout);
@@ -107,7 +110,8 @@ fn help_lists_every_documented_flag() {
 
 #[test]
 fn unknown_option_is_named_and_exits_2() {
-    for name in EXAMPLES {
+    let pull = cfg!(feature = "download").then_some("pull");
+    for name in EXAMPLES.into_iter().chain(pull) {
         for (args, named) in [
             (&["--frobnicate"][..], "unknown option --frobnicate"),
             (&["-Z"][..], "unknown option -Z"),

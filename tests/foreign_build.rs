@@ -63,6 +63,7 @@ fn selection_from_a_foreign_directory_names_it_once() {
         preference: Vec::new(),
         hardware: HardwareProfile::detect(),
         smoke_test: None,
+        fallback: true,
     };
     let error = load_best(&options).unwrap_err();
     let message = error.to_string();

@@ -62,6 +62,7 @@ fn options(hardware: HardwareProfile) -> SelectOptions {
         preference: Vec::new(),
         hardware,
         smoke_test: None,
+        fallback: true,
     }
 }
 

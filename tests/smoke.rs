@@ -118,6 +118,7 @@ fn forgetful_options(fake_dir: &Path, smoke: SmokeTest) -> SelectOptions {
         preference: Vec::new(),
         hardware,
         smoke_test: Some(smoke),
+        fallback: true,
     }
 }
 

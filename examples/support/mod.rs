@@ -7,6 +7,7 @@ use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use gguf_loader::loader::config::{BackendConfig, BackendSettings};
 use gguf_loader::loader::{SearchPaths, SelectOptions};
 
 /// How an option is written on the command line, for messages.
@@ -43,10 +44,11 @@ pub fn path(parser: &mut lexopt::Parser, flag: &str) -> Result<PathBuf, String> 
         .map_err(|_| format!("{flag} needs a value"))
 }
 
-/// The cached SmolLM2 (or `$GGUF_LOADER_SMOLLM2`).
+/// `$GGUF_LOADER_SMOLLM2`, else the configuration file's `model_path`, else the cached SmolLM2.
 pub fn default_model() -> PathBuf {
     std::env::var_os("GGUF_LOADER_SMOLLM2")
         .map(PathBuf::from)
+        .or_else(|| BackendConfig::load().ok().and_then(|c| c.model_path.value))
         .unwrap_or_else(|| {
             gguf_loader::loader::discovery::cache_root()
                 .join("models")
@@ -54,7 +56,15 @@ pub fn default_model() -> PathBuf {
         })
 }
 
-/// Selection options from the environment, narrowed by `--variant` and `--variant-dir`.
+/// The configuration file's model and context settings for `variant` (none when there is no
+/// file; a bad file was already reported by [`select_options`]).
+pub fn backend_settings(variant: &str) -> BackendSettings {
+    BackendConfig::load()
+        .map(|config| config.settings_for(variant))
+        .unwrap_or_default()
+}
+
+/// Selection options from the configuration file and the environment, narrowed by `--variant` and `--variant-dir`.
 pub fn select_options(
     variant: Option<&str>,
     variant_dir: Option<&Path>,

@@ -91,6 +91,21 @@ pub struct ContextParams {
 }
 
 impl ContextParams {
+    /// Applies a configuration file's settings for the chosen variant (see
+    /// [`crate::loader::config`]): `context_size` and `batch_size`, where set.
+    pub fn with_backend_settings(
+        mut self,
+        settings: &crate::loader::config::BackendSettings,
+    ) -> Self {
+        if let Some(n_ctx) = settings.context_size {
+            self.n_ctx = Some(n_ctx);
+        }
+        if let Some(n_batch) = settings.batch_size {
+            self.n_batch = Some(n_batch);
+        }
+        self
+    }
+
     /// Context size.
     pub fn with_n_ctx(mut self, n_ctx: u32) -> Self {
         self.n_ctx = Some(n_ctx);

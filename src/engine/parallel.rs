@@ -418,6 +418,28 @@ impl ParallelEngine {
         }
     }
 
+    /// Ends every running and queued request with a `Failed` event (after `step` itself
+    /// failed: their state is unknown) and clears the context's memory.
+    fn fail_all(&mut self, reason: &str) -> Vec<Event> {
+        let failed = |request| Event::Failed {
+            request,
+            error: Error::Sampling {
+                reason: format!("the parallel engine failed: {reason}"),
+            },
+        };
+        let mut events: Vec<Event> = self
+            .slots
+            .iter_mut()
+            .flatten()
+            .map(|s| failed(s.id))
+            .collect();
+        self.slots.iter_mut().for_each(|slot| *slot = None);
+        events.extend(self.queue.drain(..).map(|(id, _, _)| failed(id)));
+        events.extend(self.cancelled_queued.drain(..).map(|(id, _)| failed(id)));
+        self.context.clear_memory();
+        events
+    }
+
     fn drop_slot(&mut self, seq: usize) {
         if self.slots[seq].take().is_some() {
             let _ = self.context.memory_seq_rm(Some(seq as i32), None, None);
@@ -499,7 +521,11 @@ impl EngineHandle {
                     }
                     continue;
                 }
-                let events = engine.step().unwrap_or_default();
+                // A failed step ends every request with an event: no receiver waits forever.
+                let events = engine.step().unwrap_or_else(|error| {
+                    log::warn!("parallel engine step failed: {error}");
+                    engine.fail_all(&error.to_string())
+                });
                 for event in events {
                     let (id, done) = match &event {
                         Event::Piece { request, .. } => (*request, false),

@@ -2,12 +2,15 @@
 //!
 //! - [`variant`]: the [`LibraryVariant`] trait and the catalogue (CPU per ISA, CUDA, Vulkan,
 //!   Metal, BitNet).
+//! - [`config`]: the configuration file `~/.gguf-loader/backend_config.json` under the
+//!   environment.
 //! - [`discovery`]: where variant directories are looked for, and what one contains.
 //! - [`LlamaLibrary`]: dlopen in the order ggml-base -> ggml -> llama (`RTLD_NOW | RTLD_LOCAL`),
 //!   ABI verification before any call that passes a struct, log routing, backend plugins, then
 //!   `llama_backend_init`.
 
 mod abi;
+pub mod config;
 mod cpu_extras;
 pub mod discovery;
 mod library;

@@ -10,11 +10,15 @@
 //! - `GGUF_BACKEND_PREFERENCE=vulkan,cpu-haswell`: variants to try first, in order;
 //! - `GGUF_SMOKE_TEST=1`: smoke-test GPU variants in a child process first;
 //! - `GGUF_DEBUG=1`: log every selection step at `info` instead of `debug`.
+//!
+//! The configuration file `~/.gguf-loader/backend_config.json` ([`crate::loader::config`])
+//! sets `preferred_backend`, `gpu_enabled` and `fallback_enabled` under these variables.
 
 use std::path::PathBuf;
 
 use crate::error::LoadError;
 use crate::hardware::HardwareProfile;
+use crate::loader::config::parse_bool;
 use crate::loader::discovery::{SearchPaths, VariantDirectory};
 use crate::loader::library::{LlamaLibrary, PluginSelection};
 use crate::loader::variant::{
@@ -47,30 +51,31 @@ pub struct SelectOptions {
     /// candidate whose child crashes, hangs or finds no device is rejected. Off by default;
     /// `GGUF_SMOKE_TEST=1` turns it on with the current executable as the child.
     pub smoke_test: Option<crate::loader::smoke::SmokeTest>,
+    /// Go on to the next candidate when one cannot be used (`fallback_enabled`, default on).
+    /// Off: the first candidate that the hardware allows is the only one tried.
+    pub fallback: bool,
 }
 
 impl SelectOptions {
-    /// Options from the environment (`GGUF_BACKEND`, `GGUF_GPU_ENABLED`) and detected hardware.
+    /// Options from the configuration file and the environment (`GGUF_BACKEND`,
+    /// `GGUF_GPU_ENABLED`, `GGUF_BACKEND_PREFERENCE`, which override the file), with the
+    /// detected hardware.
     ///
     /// # Errors
     /// `InvalidConfiguration` when `GGUF_BACKEND` names no known variant or `GGUF_GPU_ENABLED`
-    /// is not a boolean.
+    /// is not a boolean; `ConfigFile` for a bad configuration file.
     pub fn from_env() -> Result<Self, LoadError> {
-        let force = std::env::var(BACKEND_ENV)
-            .ok()
-            .filter(|v| !v.trim().is_empty());
-        if let Some(name) = &force {
-            check_name(BACKEND_ENV, name)?;
-        }
-        let gpu_enabled = match std::env::var(GPU_ENABLED_ENV) {
-            Err(_) => true,
-            Ok(v) => parse_bool(&v).ok_or_else(|| LoadError::InvalidConfiguration {
-                name: GPU_ENABLED_ENV.into(),
-                value: v.clone(),
-                reason: "expected 1/0, true/false, yes/no or on/off".into(),
-            })?,
-        };
-        let preference: Vec<String> = std::env::var(PREFERENCE_ENV)
+        Self::from_config(&crate::loader::config::BackendConfig::load()?)
+    }
+
+    /// Options from an effective configuration (see [`crate::loader::config`]), with
+    /// `GGUF_BACKEND_PREFERENCE` and `GGUF_SMOKE_TEST` from the environment and the detected
+    /// hardware.
+    ///
+    /// # Errors
+    /// `InvalidConfiguration` when `GGUF_BACKEND_PREFERENCE` names an unknown variant.
+    pub fn from_config(config: &crate::loader::config::BackendConfig) -> Result<Self, LoadError> {
+        let mut preference: Vec<String> = std::env::var(PREFERENCE_ENV)
             .map(|v| {
                 v.split(',')
                     .map(|s| s.trim().to_string())
@@ -81,14 +86,19 @@ impl SelectOptions {
         for name in &preference {
             check_name(PREFERENCE_ENV, name)?;
         }
+        if let Some(name) = &config.preferred_backend.value {
+            if !preference.contains(name) {
+                preference.push(name.clone());
+            }
+        }
         let smoke = std::env::var("GGUF_SMOKE_TEST")
             .ok()
             .and_then(|v| parse_bool(&v))
             .unwrap_or(false);
         Ok(SelectOptions {
             search: SearchPaths::new(),
-            force,
-            gpu_enabled,
+            force: config.forced_backend.value.clone(),
+            gpu_enabled: config.gpu_enabled.value,
             preference,
             hardware: HardwareProfile::detect(),
             smoke_test: if smoke {
@@ -96,15 +106,8 @@ impl SelectOptions {
             } else {
                 None
             },
+            fallback: config.fallback_enabled.value,
         })
-    }
-}
-
-fn parse_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 
@@ -207,6 +210,18 @@ pub fn rank(options: &SelectOptions) -> Vec<Candidate> {
         return ordered;
     }
     ordered.extend(candidates);
+    if !options.fallback {
+        // Only the first candidate the hardware allows is tried.
+        let mut first = true;
+        for candidate in &mut ordered {
+            if candidate.verdict.is_ok() {
+                if !first {
+                    candidate.verdict = Err("fallback disabled (fallback_enabled is false)".into());
+                }
+                first = false;
+            }
+        }
+    }
     ordered
 }
 

@@ -93,6 +93,25 @@ impl ModelParams {
         self
     }
 
+    /// Applies a configuration file's settings for the chosen variant (see
+    /// [`crate::loader::config`]): `gpu_layers` (negative: all) and `use_mlock`, where set.
+    pub fn with_backend_settings(
+        mut self,
+        settings: &crate::loader::config::BackendSettings,
+    ) -> Self {
+        if let Some(layers) = settings.gpu_layers {
+            self.gpu_layers = match u32::try_from(layers) {
+                Ok(0) => GpuLayers::None,
+                Ok(count) => GpuLayers::Count(count),
+                Err(_) => GpuLayers::All,
+            };
+        }
+        if let Some(lock) = settings.use_mlock {
+            self.use_mlock = lock;
+        }
+        self
+    }
+
     /// Sets a progress callback (0.0..=1.0); returning `false` cancels the load. A panic in it is
     /// caught and cancels the load with [`crate::Error::CallbackPanicked`].
     pub fn with_progress(mut self, callback: impl FnMut(f32) -> bool + Send + 'static) -> Self {

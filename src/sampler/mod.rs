@@ -13,6 +13,7 @@
 
 mod builder;
 mod checks;
+pub mod json_schema;
 mod lazy;
 
 use std::ptr::NonNull;

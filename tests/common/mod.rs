@@ -389,6 +389,7 @@ pub fn options_with_pretend_gpu(
         preference: Vec::new(),
         hardware,
         smoke_test,
+        fallback: true,
     }
 }
 
@@ -413,6 +414,10 @@ pub fn build_examples() {
             .arg(repo_root().join("Cargo.toml"))
             .arg("--target-dir")
             .arg(target_dir);
+        // The features this test was built with, so the examples are not rebuilt without them.
+        if cfg!(feature = "download") {
+            cargo.args(["--features", "download"]);
+        }
         match profile_dir.file_name().and_then(|n| n.to_str()) {
             Some("debug") | None => {}
             Some("release") => {
