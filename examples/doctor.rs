@@ -4,8 +4,11 @@
 //! would pick.
 //!
 //! ```text
-//! doctor [--json]
+//! doctor [--json] [--rpc HOST:PORT[,HOST:PORT...]]
 //! ```
+//! With `--rpc` (or `GGUF_RPC_SERVERS=HOST:PORT,...`) it also probes those RPC servers from
+//! Rust (TCP connect, the protocol's HELLO, device count and memory; nothing reaches
+//! ggml-rpc, which would abort on an unreachable server) and lists their devices.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -15,7 +18,10 @@ use gguf_loader::loader::config::BackendConfig;
 use gguf_loader::loader::{cpu_module_score, discovery, load_best, rank, Backend, SelectOptions};
 use serde_json::json;
 
-const USAGE: &str = "usage: doctor [--json]";
+const USAGE: &str = "usage: doctor [--json] [--rpc HOST:PORT[,HOST:PORT...]]";
+
+/// Environment variable listing RPC servers to probe (as `--rpc`).
+const RPC_ENV: &str = "GGUF_RPC_SERVERS";
 
 const OPTIONS: &str = "\
 Prints the detected hardware, every known variant with the reason it is (un)available, ggml's
@@ -24,18 +30,28 @@ or $GGUF_LOADER_CONFIG under GGUF_BACKEND / GGUF_GPU_ENABLED / GGUF_DEBUG, each 
 source) and the variant that would be picked. Exits 1 when none loads.
 
 options:
-      --json    print the report as JSON
-  -h, --help    print this help";
+      --json                print the report as JSON
+      --rpc HOST:PORT,...   probe these RPC servers and list their devices (default:
+                            $GGUF_RPC_SERVERS)
+  -h, --help                print this help";
 
-/// Parses the arguments (without the program name): `Ok(Some(as_json))`, or `Ok(None)` when
-/// help was asked for.
-fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<bool>, String> {
+/// Parses the arguments (without the program name): `Ok(Some((as_json, rpc servers)))`, or
+/// `Ok(None)` when help was asked for.
+fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<(bool, String)>, String> {
     use lexopt::Arg::{Long, Short, Value};
     let mut parser = lexopt::Parser::from_args(raw);
     let mut as_json = false;
+    let mut rpc = std::env::var(RPC_ENV).unwrap_or_default();
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
         match arg {
             Long("json") => as_json = true,
+            Long("rpc") => {
+                rpc = parser
+                    .value()
+                    .map_err(|_| "--rpc needs a value".to_string())?
+                    .into_string()
+                    .map_err(|v| format!("invalid value for --rpc: {v:?}"))?;
+            }
             Short('h') | Long("help") => return Ok(None),
             Short(c) => return Err(format!("unknown option -{c}\n{USAGE}")),
             Long(name) => return Err(format!("unknown option --{name}\n{USAGE}")),
@@ -44,13 +60,41 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<bool>, S
             }
         }
     }
-    Ok(Some(as_json))
+    if !rpc.trim().is_empty() {
+        gguf_loader::rpc::RpcEndpoint::parse_list(&rpc).map_err(|e| format!("--rpc: {e}"))?;
+    }
+    Ok(Some((as_json, rpc)))
+}
+
+/// Probes each server (Rust only) and describes it for the report.
+fn rpc_report(list: &str) -> Vec<serde_json::Value> {
+    use gguf_loader::rpc::{probe, ProbeOptions, RpcEndpoint};
+    if list.trim().is_empty() {
+        return Vec::new();
+    }
+    let Ok(endpoints) = RpcEndpoint::parse_list(list) else {
+        return Vec::new();
+    };
+    endpoints
+        .iter()
+        .map(|endpoint| match probe(endpoint, &ProbeOptions::default()) {
+            Ok(info) => json!({
+                "endpoint": endpoint.to_string(),
+                "address": info.address.to_string(),
+                "version": format!("{}.{}.{}", info.version.0, info.version.1, info.version.2),
+                "devices": info.devices.iter().map(|d| json!({
+                    "index": d.index, "memory_free": d.free, "memory_total": d.total,
+                })).collect::<Vec<_>>(),
+            }),
+            Err(error) => json!({ "endpoint": endpoint.to_string(), "error": error.to_string() }),
+        })
+        .collect()
 }
 
 fn main() -> ExitCode {
     gguf_loader::loader::smoke::run_if_requested();
-    let as_json = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Some(as_json)) => as_json,
+    let (as_json, rpc) = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(parsed)) => parsed,
         Ok(None) => {
             println!("{USAGE}\n\n{OPTIONS}");
             return ExitCode::SUCCESS;
@@ -115,6 +159,7 @@ fn main() -> ExitCode {
             "directory": selection.library.directory().path,
             "llama_version": selection.library.llama_version(),
             "ggml_version": selection.library.ggml_version(),
+            "rpc": selection.library.supports_rpc(),
             "devices": selection.library.devices().iter().map(|d| json!({
                 "name": d.name, "description": d.description, "backend": d.backend,
                 "memory_total": d.memory_total, "memory_free": d.memory_free,
@@ -168,6 +213,7 @@ fn main() -> ExitCode {
         "cpu_module_scores": scores,
         "configuration": configuration,
         "pick": pick_json,
+        "rpc_servers": rpc_report(&rpc),
     });
 
     if as_json {
@@ -264,6 +310,33 @@ fn print_text(report: &serde_json::Value) {
     for w in configuration["warnings"].as_array().into_iter().flatten() {
         println!("  warning: {}", w.as_str().unwrap_or(""));
     }
+    let servers = report["rpc_servers"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    if !servers.is_empty() {
+        println!("\nRPC servers (probed from Rust):");
+    }
+    for server in &servers {
+        let endpoint = server["endpoint"].as_str().unwrap_or("");
+        if let Some(error) = server["error"].as_str() {
+            println!("  {endpoint}: {error}");
+            continue;
+        }
+        println!(
+            "  {endpoint} ({}), protocol {}",
+            server["address"].as_str().unwrap_or(""),
+            server["version"].as_str().unwrap_or("")
+        );
+        for d in server["devices"].as_array().into_iter().flatten() {
+            println!(
+                "    remote device {}: {} MiB free of {} MiB",
+                d["index"],
+                d["memory_free"].as_u64().unwrap_or(0) >> 20,
+                d["memory_total"].as_u64().unwrap_or(0) >> 20
+            );
+        }
+    }
     let pick = &report["pick"];
     println!();
     if let Some(error) = pick["error"].as_str() {
@@ -276,6 +349,14 @@ fn print_text(report: &serde_json::Value) {
         pick["directory"].as_str().unwrap_or(""),
         pick["llama_version"].as_str().unwrap_or(""),
         pick["ggml_version"].as_str().unwrap_or("")
+    );
+    println!(
+        "  RPC: {}",
+        if pick["rpc"].as_bool() == Some(true) {
+            "supported (libggml-rpc present)"
+        } else {
+            "not in this build"
+        }
     );
     for d in pick["devices"].as_array().into_iter().flatten() {
         println!(

@@ -4,8 +4,12 @@
 //! generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R]
 //!          [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids]
 //!          [--lora PATH[:SCALE]]... [--save-state FILE] [--draft-model PATH [--draft-max K]]
-//!          (PROMPT | --resume FILE)
+//!          [--rpc HOST:PORT[,HOST:PORT...]] (PROMPT | --resume FILE)
 //! ```
+//! With `--rpc` the model runs in a worker process (`gguf_loader::worker`) whose layers go to
+//! the listed RPC servers' devices (all layers unless `--gpu-layers` says otherwise); stderr
+//! reports `devices: NAME (ENDPOINT): N layers, ...`. A server lost mid-generation ends the
+//! worker, and this program exits with an error instead of aborting.
 //! With `--draft-model` the completion is greedy and decoded speculatively: the draft model
 //! proposes up to K tokens that the model checks in one batch; stderr reports
 //! `draft: accepted A of D`.
@@ -28,7 +32,7 @@ use gguf_loader::{
     Session,
 };
 
-const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--lora PATH[:SCALE]]... [--save-state FILE] [--draft-model PATH [--draft-max K]] (PROMPT | --resume FILE)";
+const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--lora PATH[:SCALE]]... [--save-state FILE] [--draft-model PATH [--draft-max K]] [--rpc HOST:PORT[,HOST:PORT...]] (PROMPT | --resume FILE)";
 
 const OPTIONS: &str = "\
 Streams a completion of PROMPT (tokenized as is, no chat template) to stdout; the chosen variant
@@ -59,6 +63,9 @@ options:
                             greedy only (excludes the sampling options, --lora, --save-state
                             and --resume)
       --draft-max K         tokens the draft proposes per round (default 4)
+      --rpc HOST:PORT,...   offload onto these RPC servers' devices (rpc_server example), in a
+                            worker process; --gpu-layers defaults to all (excludes --lora,
+                            --save-state, --resume and --draft-model)
   -h, --help                print this help";
 
 #[derive(Debug)]
@@ -82,6 +89,7 @@ struct Args {
     resume: Option<PathBuf>,
     draft_model: Option<PathBuf>,
     draft_max: Option<usize>,
+    rpc: Vec<gguf_loader::rpc::RpcEndpoint>,
     prompt: String,
 }
 
@@ -108,6 +116,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
         resume: None,
         draft_model: None,
         draft_max: None,
+        rpc: Vec::new(),
         prompt: String::new(),
     };
     // llama.cpp's `-ngl` is one option, not -n -g -l: spell it the long way for the parser.
@@ -160,6 +169,11 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
             Long("draft-model") => args.draft_model = Some(support::path(&mut parser, &flag)?),
             Long("draft-max") => args.draft_max = Some(support::parsed(&mut parser, &flag)?),
             Long("gpu-layers") => args.gpu_layers = Some(support::parsed(&mut parser, &flag)?),
+            Long("rpc") => {
+                let list = support::text(&mut parser, &flag)?;
+                args.rpc = gguf_loader::rpc::RpcEndpoint::parse_list(&list)
+                    .map_err(|e| format!("--rpc: {e}"))?;
+            }
             Short('h') | Long("help") => return Ok(None),
             Value(text) => {
                 let text = text
@@ -171,6 +185,14 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
             }
             Short(_) | Long(_) => return Err(format!("unknown option {flag}\n{USAGE}")),
         }
+    }
+    if !args.rpc.is_empty()
+        && (!args.lora.is_empty()
+            || args.save_state.is_some()
+            || args.resume.is_some()
+            || args.draft_model.is_some())
+    {
+        return Err("--rpc excludes --lora, --save-state, --resume and --draft-model".into());
     }
     if args.greedy && sampling_flag {
         return Err("--greedy excludes --temp/--top-k/--top-p/--min-p/--repeat-penalty".into());
@@ -210,6 +232,9 @@ fn lora_value(parser: &mut lexopt::Parser, flag: &str) -> Result<(PathBuf, f32),
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if !args.rpc.is_empty() {
+        return run_rpc(&args);
+    }
     let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
     let model_path = args.model.clone().unwrap_or_else(support::default_model);
     #[cfg(feature = "download")]
@@ -339,6 +364,104 @@ fn fetch_model(path: PathBuf) -> Result<PathBuf, Box<dyn std::error::Error>> {
         .with_download_dir(gguf_loader::loader::discovery::cache_root().join("downloads"));
     eprintln!("fetching {source}");
     Ok(fetch(&source, &options)?)
+}
+
+/// `--rpc`: the model runs in a worker process with its layers on the servers' devices; a lost
+/// server ends the worker and is reported here as an error.
+fn run_rpc(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    use gguf_loader::worker::{Sampling, WorkerModel, WorkerOptions, WorkerRequest, WorkerSpec};
+    let model_path = args.model.clone().unwrap_or_else(support::default_model);
+    #[cfg(feature = "download")]
+    let model_path = fetch_model(model_path)?;
+    let mut spec = WorkerSpec::new(model_path);
+    spec.variant = args.variant.clone();
+    spec.variant_dir = args.variant_dir.clone();
+    spec.rpc_servers = args.rpc.clone();
+    spec.gpu_layers = match args.gpu_layers.as_deref() {
+        None | Some("all") | Some("auto") => GpuLayers::All,
+        Some(n) => GpuLayers::Count(
+            n.parse()
+                .map_err(|_| format!("invalid --gpu-layers {n:?} (a number, all or auto)"))?,
+        ),
+    };
+    spec.threads = args.threads;
+    spec.n_ctx = Some(4096);
+    let mut worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
+    let info = worker.info().clone();
+    let used: Vec<String> = info
+        .devices
+        .iter()
+        .filter(|d| d.layers > 0)
+        .map(|d| {
+            let place = if d.backend == "RPC" {
+                format!(" ({})", d.description)
+            } else {
+                String::new()
+            };
+            let memory = if d.memory_total > 0 {
+                format!(", {} MiB free", d.memory_free >> 20)
+            } else {
+                String::new()
+            };
+            format!("{}{place}: {} layers{memory}", d.name, d.layers)
+        })
+        .collect();
+    eprintln!(
+        "devices: {} (of {} layers + output)",
+        if used.is_empty() {
+            "unknown".to_string()
+        } else {
+            used.join(", ")
+        },
+        info.n_layer
+    );
+    let sampling = if args.greedy {
+        Sampling::Greedy
+    } else {
+        Sampling::Sample {
+            temp: args.temp,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            min_p: args.min_p,
+            repeat_penalty: args.repeat_penalty,
+            seed: args.seed,
+        }
+    };
+    let request = WorkerRequest::greedy(args.prompt.clone(), args.n).with_sampling(sampling);
+    let mut stdout = std::io::stdout().lock();
+    let mut generation = worker.generate(request)?;
+    for piece in generation.by_ref() {
+        let piece = piece?;
+        if args.token_ids {
+            if let Some(token) = piece.token {
+                writeln!(stdout, "{token}")?;
+            }
+        } else {
+            write!(stdout, "{}", piece.text)?;
+        }
+        stdout.flush()?;
+    }
+    if !args.token_ids {
+        writeln!(stdout)?;
+    }
+    let summary = generation
+        .summary()
+        .cloned()
+        .ok_or("generation ended without a summary")?;
+    drop(generation);
+    eprintln!(
+        "variant: {} ({}) worker: {} | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        info.variant,
+        info.directory.display(),
+        info.pid,
+        summary.prompt_tokens,
+        summary.prompt_tokens_per_second(),
+        summary.generated_tokens,
+        summary.tokens_per_second(),
+        summary.stop_reason
+    );
+    worker.shutdown();
+    Ok(())
 }
 
 /// `--draft-model`: greedy speculative decoding of the prompt.

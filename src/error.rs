@@ -395,6 +395,43 @@ pub enum Error {
     #[cfg(feature = "download")]
     #[error(transparent)]
     Download(#[from] crate::download::DownloadError),
+    /// An RPC endpoint, server or server configuration was refused, or a server could not be
+    /// used (found out in Rust, before ggml-rpc saw the endpoint: see [`crate::rpc`]).
+    #[error("RPC {endpoint}: {problem}: {reason}")]
+    Rpc {
+        /// The endpoint as given (`HOST:PORT`), or the list of them.
+        endpoint: String,
+        /// What kind of problem.
+        problem: crate::rpc::RpcProblem,
+        /// The details.
+        reason: String,
+    },
+    /// A worker process ([`crate::worker`]) exited or was killed: an abort in llama.cpp (a
+    /// lost RPC server, a crashing driver) ends the worker, not this process.
+    #[error("the worker process died ({status}){}", tail_suffix(.stderr_tail))]
+    WorkerDied {
+        /// How it ended (`exit status 1`, `killed by signal 6 (SIGABRT)`).
+        status: String,
+        /// The end of its stderr.
+        stderr_tail: String,
+    },
+    /// A worker process sent nothing for too long (a stalled device or server) and was killed.
+    #[error("the worker process sent nothing for {waited:?} and was killed{}", tail_suffix(.stderr_tail))]
+    WorkerStalled {
+        /// How long it was silent.
+        waited: std::time::Duration,
+        /// The end of its stderr.
+        stderr_tail: String,
+    },
+    /// A worker process reported an error of its own (its [`Error`]'s category and message),
+    /// or could not be started or understood.
+    #[error("worker: {message}")]
+    Worker {
+        /// The category of the worker's error.
+        category: Category,
+        /// Its message.
+        message: String,
+    },
     /// A LoRA adapter file was refused (checked before llama.cpp read it), llama.cpp could not
     /// load it, or it was applied to a context of another model.
     #[error("LoRA adapter {}: {problem}: {reason}", path.display())]
@@ -488,6 +525,20 @@ fn chat_template_message(
     }
 }
 
+/// The last few non-empty lines of a worker's stderr, for a one-line message.
+fn tail_suffix(tail: &str) -> String {
+    let lines: Vec<&str> = tail
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let start = lines.len().saturating_sub(3);
+    format!("; its stderr ended with: {}", lines[start..].join(" | "))
+}
+
 fn detail_suffix(detail: &str) -> String {
     if detail.is_empty() {
         String::new()
@@ -523,6 +574,9 @@ impl Error {
                 ..
             } => Category::Model,
             Error::Decode(DecodeError::Failed(_)) | Error::Null { .. } => Category::Hardware,
+            Error::Rpc { problem, .. } => problem.category(),
+            Error::WorkerDied { .. } | Error::WorkerStalled { .. } => Category::Hardware,
+            Error::Worker { category, .. } => *category,
             _ => Category::Configuration,
         }
     }
@@ -561,6 +615,10 @@ impl Error {
             Error::InvalidUtf8 { .. } => "pass valid UTF-8, or use the byte-level function",
             Error::Quantize { .. } => "see the llama.cpp log (target `llama.cpp`) for the cause; check the free space of the output's directory",
             Error::VocabularyMismatch { .. } => "use a draft model of the same family as the target (the same tokenizer)",
+            Error::Rpc { problem, .. } => problem.hint(),
+            Error::WorkerDied { .. } => "see the worker's stderr (stderr_tail): a lost RPC server or a crashing backend ends the worker, not this process; spawn a new one",
+            Error::WorkerStalled { .. } => "a device or RPC server stopped answering; check it, or allow more time (WorkerOptions::stall_timeout) for very long prompts",
+            Error::Worker { .. } => "see the message: it is the worker's own error",
             Error::Adapter { problem, .. } => match problem {
                 AdapterProblem::OtherModel => "load the adapter with the context's model (LoraAdapter::load(context.model(), ...))",
                 AdapterProblem::Rejected => "see the llama.cpp log (target `llama.cpp`) for the cause",

@@ -52,9 +52,11 @@ pub mod engine;
 mod ffi;
 pub mod generate;
 pub mod model;
+pub mod rpc;
 pub mod sampler;
 pub mod session;
 pub mod token;
+pub mod worker;
 
 pub use adapter::{ControlVector, LoraAdapter};
 pub use batch::Batch;

@@ -13,9 +13,10 @@ use std::process::{Command, Output};
 
 use common::example;
 
-const EXAMPLES: [&str; 10] = [
+const EXAMPLES: [&str; 11] = [
     "generate",
     "doctor",
+    "rpc_server",
     "bench",
     "chat",
     "embed",
@@ -64,7 +65,7 @@ fn help_prints_usage_and_exits_0() {
 
 #[test]
 fn help_lists_every_documented_flag() {
-    let expected: [(&str, &[&str]); 3] = [
+    let expected: [(&str, &[&str]); 4] = [
         (
             "generate",
             &[
@@ -83,9 +84,23 @@ fn help_lists_every_documented_flag() {
                 "--gpu-layers",
                 "-ngl",
                 "--token-ids",
+                "--rpc",
             ],
         ),
-        ("doctor", &["--json"]),
+        ("doctor", &["--json", "--rpc"]),
+        (
+            "rpc_server",
+            &[
+                "--host",
+                "--port",
+                "--threads",
+                "--device",
+                "--cache-dir",
+                "--variant",
+                "--variant-dir",
+                "--allow-remote",
+            ],
+        ),
         (
             "bench",
             &[

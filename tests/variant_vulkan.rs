@@ -25,10 +25,16 @@ fn vulkan_plugin_enumerates_lavapipe() {
         .expect("vulkan variant has a manifest");
     assert_eq!(library.llama_version(), manifest.llama_version);
     assert_eq!(library.ggml_version(), manifest.ggml_version);
+    // The RPC plugin comes with the build (an auxiliary backend, not a variant).
     assert_eq!(
         manifest.backends,
-        vec!["cpu".to_string(), "vulkan".to_string()]
+        vec!["cpu".to_string(), "vulkan".to_string(), "rpc".to_string()]
     );
+    assert_eq!(
+        dir.aux_backends(),
+        vec![gguf_loader::loader::AuxBackend::Rpc]
+    );
+    assert!(library.supports_rpc() && library.llama_supports_rpc());
 
     let devices = library.devices();
     let vulkan: Vec<_> = devices.iter().filter(|d| d.backend == "Vulkan").collect();

@@ -2,9 +2,11 @@
 """Writes and verifies the manifest.json of a gguf-loader variant directory.
 
 write:  records name, kind, backends, source, the versions the libraries report, cmake flags,
-        the sha256 of every library and the build time.
+        the sha256 of every library, the build time, and the third-party runtime libraries
+        bundled into the directory (--bundled-library NAME=VERSION or NAME=PACKAGE==VERSION).
 verify: for every variant directory under a root, recomputes each sha256 and re-queries the
-        versions; exits non-zero naming the first mismatch.
+        versions, and checks that each bundled library is one of the directory's hashed
+        libraries; exits non-zero naming the first mismatch.
 """
 import argparse
 import ctypes
@@ -47,7 +49,28 @@ def query_versions(directory):
     )
 
 
+def parse_bundled(entries, directory):
+    """`NAME=VERSION` or `NAME=PACKAGE==VERSION` -> {NAME: {package, version, sha256}}."""
+    bundled = {}
+    for entry in entries:
+        name, sep, rest = entry.partition("=")
+        if not sep or not name or not rest:
+            sys.exit(f"--bundled-library {entry!r}: expected NAME=VERSION or NAME=PACKAGE==VERSION")
+        package, sep, version = rest.partition("==")
+        if not sep:
+            package, version = None, rest
+        path = os.path.join(directory, name)
+        if not os.path.isfile(path) or os.path.islink(path):
+            sys.exit(f"--bundled-library {name}: no such library file in {directory}")
+        record = {"version": version, "sha256": sha256(path)}
+        if package:
+            record["package"] = package
+        bundled[name] = record
+    return bundled
+
+
 def write(args):
+    bundled = parse_bundled(args.bundled, args.dir)
     llama_v, ggml_v, commit = query_versions(args.dir)
     if llama_v != args.expect_llama or ggml_v != args.expect_ggml:
         sys.exit(f"built libraries report llama {llama_v} / ggml {ggml_v}, "
@@ -74,10 +97,13 @@ def write(args):
             "seconds": args.build_seconds,
         },
     }
+    if bundled:
+        manifest["bundled_libraries"] = bundled
     with open(os.path.join(args.dir, MANIFEST), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
-    print(f"manifest: {args.name}: {len(libs)} libraries, llama {llama_v}, ggml {ggml_v}")
+    extra = f" ({len(bundled)} bundled: {', '.join(bundled)})" if bundled else ""
+    print(f"manifest: {args.name}: {len(libs)} libraries{extra}, llama {llama_v}, ggml {ggml_v}")
 
 
 def verify(args):
@@ -96,6 +122,10 @@ def verify(args):
             actual = sha256(os.path.join(path, name))
             if actual != digest:
                 sys.exit(f"{path}/{name}: sha256 {actual} != manifest {digest}")
+        for name, record in manifest.get("bundled_libraries", {}).items():
+            if manifest["libraries"].get(name) != record.get("sha256"):
+                sys.exit(f"{path}: bundled library {name} is not a hashed library of the directory "
+                         f"or its sha256 differs from the libraries entry")
         llama_v, ggml_v, _ = query_versions(path)
         if (llama_v, ggml_v) != (manifest["llama_version"], manifest["ggml_version"]) or \
                 (llama_v, ggml_v) != (args.expect_llama, args.expect_ggml):
@@ -115,6 +145,9 @@ def main():
         w.add_argument(opt, required=True)
     w.add_argument("--build-seconds", type=int, required=True)
     w.add_argument("--cmake-flag", dest="flags", action="append", default=[])
+    w.add_argument("--bundled-library", dest="bundled", action="append", default=[],
+                   metavar="NAME=VERSION", help="a third-party runtime library copied into the directory "
+                   "(NAME=PACKAGE==VERSION also records the package it came from)")
     v = sub.add_parser("verify")
     v.add_argument("root")
     v.add_argument("--expect-llama", required=True)

@@ -80,7 +80,8 @@ pub fn select_options(
     Ok(options)
 }
 
-/// The examples' `main`: answers a smoke-test request, parses the arguments (help: usage and
+/// The examples' `main`: answers a smoke-test request, serves as a worker when started as
+/// one (`gguf_loader::worker`), parses the arguments (help: usage and
 /// exit 0; a usage error: `error: ...` and exit 2), runs, and turns a failure into a one-line
 /// `error: ...` with exit 1.
 pub fn main_with<A>(
@@ -90,6 +91,8 @@ pub fn main_with<A>(
     run: impl FnOnce(A) -> Result<(), Box<dyn Error>>,
 ) -> ExitCode {
     gguf_loader::loader::smoke::run_if_requested();
+    // A worker child (gguf_loader::worker) serves its parent and exits here.
+    gguf_loader::worker::run_if_requested();
     let args = match parse() {
         Ok(Some(args)) => args,
         Ok(None) => {

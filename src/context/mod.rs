@@ -148,6 +148,9 @@ impl Context {
                 .shared_state
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
+            // Context creation walks ggml's device registry: no plugin or RPC server may be
+            // registered meanwhile.
+            let _registry = crate::loader::rpc::registry_read();
             // SAFETY: a live model with weights; validated parameters laid over llama.cpp's
             // defaults; the abort state outlives the context (dropped after llama_free).
             unsafe { api.init_from_model(model.raw(), raw_params) }

@@ -64,5 +64,8 @@ pub(crate) mod ftype {
     };
 }
 
+/// A ggml device handle (`ggml_backend_dev_t`), for the device list of a model load.
+pub(crate) use crate::sys::upstream::ggml_backend_dev_t as RawDevice;
+
 /// A loaded LoRA adapter (opaque).
 pub(crate) use crate::sys::upstream::llama_adapter_lora as RawAdapterLora;

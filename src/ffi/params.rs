@@ -14,6 +14,7 @@ use crate::sys::upstream::{
 /// `llama_model_params` with the storage its pointers refer to.
 pub(crate) struct ModelParamsC {
     raw: llama_model_params,
+    _devices: Vec<super::RawDevice>,
     _tensor_split: Vec<f32>,
     _overrides: Vec<llama_model_kv_override>,
 }
@@ -32,6 +33,9 @@ pub(crate) struct ModelLoadSettings<'a> {
     pub(crate) tensor_split: Vec<f32>,
     /// Already validated (key 1..=127 bytes, no NUL; strings at most 127 bytes).
     pub(crate) overrides: &'a [(String, MetadataValue)],
+    /// The devices to offload to, in order (`None`: llama.cpp's default selection). Live
+    /// device handles of the loaded build; laid out NULL-terminated.
+    pub(crate) devices: Option<Vec<super::RawDevice>>,
 }
 
 impl ModelParamsC {
@@ -55,6 +59,14 @@ impl ModelParamsC {
         raw.vocab_only = settings.vocab_only;
         raw.check_tensors = settings.check_tensors;
         raw.use_extra_bufts = settings.extra_buffer_types;
+        let devices = match settings.devices {
+            Some(mut list) => {
+                list.push(std::ptr::null_mut());
+                raw.devices = list.as_mut_ptr();
+                list
+            }
+            None => Vec::new(),
+        };
         let tensor_split = settings.tensor_split;
         if !tensor_split.is_empty() {
             raw.tensor_split = tensor_split.as_ptr();
@@ -72,6 +84,7 @@ impl ModelParamsC {
         }
         ModelParamsC {
             raw,
+            _devices: devices,
             _tensor_split: tensor_split,
             _overrides: overrides,
         }

@@ -23,6 +23,7 @@ impl LlamaLibrary {
         let ggml = self.ggml();
         let base = self.ggml_base();
         let name = c"CPU";
+        let _read = crate::loader::rpc::registry_read();
         // SAFETY: a NUL-terminated name; the registry lookup returns NULL when absent.
         let reg = unsafe { (ggml.ggml_backend_reg_by_name)(name.as_ptr()) };
         if reg.is_null() {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::LoadError;
 use crate::loader::manifest::Manifest;
-use crate::loader::variant::{Backend, VariantKind};
+use crate::loader::variant::{AuxBackend, Backend, VariantKind};
 
 /// Environment variable naming a directory of variant directories (or one variant directory).
 pub const VARIANTS_DIR_ENV: &str = "GGUF_LOADER_VARIANTS_DIR";
@@ -117,6 +117,21 @@ pub fn cpu_module_path(dir: &Path, isa: &str) -> PathBuf {
 }
 
 impl VariantDirectory {
+    /// The plugin file of the auxiliary backend `aux` (`libggml-rpc.so`), if the directory has
+    /// it.
+    pub fn aux_plugin(&self, aux: AuxBackend) -> Option<PathBuf> {
+        Some(plugin_path(&self.path, aux.plugin_stem())).filter(|p| p.is_file())
+    }
+
+    /// The auxiliary backends whose plugins are present (not variants of their own; see
+    /// [`AuxBackend`]).
+    pub fn aux_backends(&self) -> Vec<AuxBackend> {
+        AuxBackend::ALL
+            .into_iter()
+            .filter(|aux| self.aux_plugin(*aux).is_some())
+            .collect()
+    }
+
     /// Inspects `dir`: finds the core libraries and plugins and reads the manifest if any.
     ///
     /// # Errors

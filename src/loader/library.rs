@@ -15,9 +15,14 @@ use crate::sys::upstream::{
 };
 
 /// Which backend plugins of a variant directory to load before `llama_backend_init`.
+///
+/// The RPC plugin (`libggml-rpc`, an [`AuxBackend`](crate::loader::AuxBackend)) comes with
+/// [`Self::AllInDirectory`]; with the other selections it is loaded on demand, when RPC is
+/// first used ([`LlamaLibrary::load_rpc_plugin`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PluginSelection {
-    /// `ggml_backend_load_all_from_path(dir)`: every plugin, and the best-scoring CPU module.
+    /// `ggml_backend_load_all_from_path(dir)`: every plugin (RPC included), and the
+    /// best-scoring CPU module.
     AllInDirectory,
     /// Exactly one CPU module, `libggml-cpu-<isa>.so` (no GPU plugin).
     CpuModule(String),
@@ -332,6 +337,7 @@ impl LlamaLibrary {
     /// Names of the registered backends (`CPU`, `Vulkan`, ...).
     #[doc(alias = "ggml_backend_reg_name")]
     pub fn backend_names(&self) -> Vec<String> {
+        let _read = crate::loader::rpc::registry_read();
         let ggml = &self.inner.ggml;
         // SAFETY: the registry functions take no pointers; indices are below the count.
         let count = unsafe { (ggml.ggml_backend_reg_count)() };
@@ -348,10 +354,13 @@ impl LlamaLibrary {
             .collect()
     }
 
-    /// Every device the loaded backends offer.
+    /// Every device the loaded backends offer, remote RPC devices included once a server was
+    /// added (their memory is what the Rust-side probe read when the server was added: asking
+    /// ggml would open a connection to the server).
     #[doc(alias = "ggml_backend_dev_get")]
     #[doc(alias = "ggml_backend_dev_memory")]
     pub fn devices(&self) -> Vec<Device> {
+        let _read = crate::loader::rpc::registry_read();
         let ggml = &self.inner.ggml;
         // SAFETY: no arguments.
         let count = unsafe { (ggml.ggml_backend_dev_count)() };
@@ -359,18 +368,29 @@ impl LlamaLibrary {
             .filter_map(|index| {
                 // SAFETY: index < count.
                 let device = unsafe { (ggml.ggml_backend_dev_get)(index) };
-                (!device.is_null()).then(|| self.describe(index, device))
+                (!device.is_null()).then(|| self.describe_device(index, device))
             })
             .collect()
     }
 
-    fn describe(&self, index: usize, device: ggml_backend_dev_t) -> Device {
+    /// Describes one device. For an RPC device the memory comes from the probe (ggml's query
+    /// would go over the network, where a busy server blocks and a lost one aborts).
+    pub(crate) fn describe_device(&self, index: usize, device: ggml_backend_dev_t) -> Device {
         let base = &self.inner.ggml_base;
         let (mut free, mut total) = (0usize, 0usize);
+        let remote = crate::loader::rpc::is_rpc_device(self, device);
+        if remote {
+            if let Some((f, t)) = crate::loader::rpc::registered_memory(device) {
+                (free, total) = (f as usize, t as usize);
+            }
+        }
         // SAFETY: `device` is a live device handle from ggml_backend_dev_get; the out-pointers
         // point to local variables; returned strings are owned by the device and copied at once.
+        // Name, description, type and registry of an RPC device are local data.
         unsafe {
-            (base.ggml_backend_dev_memory)(device, &mut free, &mut total);
+            if !remote {
+                (base.ggml_backend_dev_memory)(device, &mut free, &mut total);
+            }
             let device_type = match (base.ggml_backend_dev_type)(device) {
                 GGML_BACKEND_DEVICE_TYPE_CPU => DeviceType::Cpu,
                 GGML_BACKEND_DEVICE_TYPE_GPU => DeviceType::Gpu,

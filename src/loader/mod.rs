@@ -17,6 +17,7 @@ mod library;
 pub mod log;
 pub mod manifest;
 mod raw;
+pub(crate) mod rpc;
 pub mod select;
 pub mod smoke;
 pub mod variant;
@@ -32,4 +33,4 @@ pub use manifest::Manifest;
 #[doc(hidden)]
 pub use raw::RawLibrary;
 pub use select::{load_best, load_best_with, rank, SelectOptions, Selection};
-pub use variant::{best_cpu, catalogue, Backend, Family, LibraryVariant, VariantKind};
+pub use variant::{best_cpu, catalogue, AuxBackend, Backend, Family, LibraryVariant, VariantKind};

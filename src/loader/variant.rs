@@ -172,6 +172,58 @@ impl fmt::Display for Backend {
     }
 }
 
+/// A backend plugin that comes with a variant directory but is not a variant of its own:
+/// selection never picks it and [`Backend::ALL`] does not list it. The RPC backend
+/// (`libggml-rpc`) offers the devices of remote `rpc-server`s; it is loaded with every plugin
+/// of the directory ([`crate::loader::PluginSelection::AllInDirectory`]) and otherwise on
+/// demand ([`crate::loader::LlamaLibrary::load_rpc_plugin`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum AuxBackend {
+    /// ggml's RPC backend: remote devices over TCP.
+    Rpc,
+}
+
+impl AuxBackend {
+    /// Every auxiliary backend.
+    pub const ALL: [AuxBackend; 1] = [AuxBackend::Rpc];
+
+    /// The name used in manifests (`rpc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AuxBackend::Rpc => "rpc",
+        }
+    }
+
+    /// The plugin file stem (`libggml-<stem>.so` without `lib` and the suffix).
+    pub fn plugin_stem(self) -> &'static str {
+        match self {
+            AuxBackend::Rpc => "ggml-rpc",
+        }
+    }
+
+    /// The name ggml registers the plugin's registry under (`RPC`; each server added gets a
+    /// registry of its own, `RPC[host:port]`, whose devices still report `RPC`).
+    pub fn registry_name(self) -> &'static str {
+        match self {
+            AuxBackend::Rpc => crate::sys::upstream::rpc::RPC_REGISTRY_NAME,
+        }
+    }
+
+    /// Parses a manifest name (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|b| b.name().eq_ignore_ascii_case(name))
+    }
+}
+
+impl fmt::Display for AuxBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which llama.cpp code base a variant is built from (they have different ABIs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Family {
@@ -593,5 +645,11 @@ mod tests {
             .collect();
         assert_eq!(gpu_names, ["cuda", "metal", "vulkan"]);
         assert_eq!(Backend::cpu_module_stem("haswell"), "ggml-cpu-haswell");
+        for aux in AuxBackend::ALL {
+            assert_eq!(AuxBackend::from_name(aux.name()), Some(aux));
+            // Not a variant: no backend or catalogue entry has its name.
+            assert!(Backend::from_name(aux.name()).is_none());
+            assert!(catalogue().iter().all(|v| v.name() != aux.name()));
+        }
     }
 }

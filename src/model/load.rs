@@ -227,6 +227,64 @@ impl Model {
                 path.display()
             );
         }
+        // RPC servers: checked and probed in Rust, then added to ggml (see crate::rpc).
+        let rpc_attached = if params.rpc_servers.is_empty() || params.vocab_only {
+            Vec::new()
+        } else {
+            if !params.rpc_in_process {
+                return Err(crate::rpc::in_process_refused(&params.rpc_servers));
+            }
+            crate::rpc::attach(
+                library,
+                &params.rpc_servers,
+                &crate::rpc::ProbeOptions::default(),
+            )?
+        };
+        let rpc_lease = (!rpc_attached.is_empty()).then(|| {
+            crate::rpc::RpcLease::new(
+                library,
+                rpc_attached.iter().map(|(key, _)| key.clone()).collect(),
+            )
+        });
+        // Loading walks ggml's device registry: no plugin or server may be registered
+        // meanwhile.
+        let registry = crate::loader::rpc::registry_read();
+        // Once RPC servers are registered in the process, every model names its devices: its
+        // own servers' devices first (as llama.cpp orders them), then the local GPUs, so that
+        // one model's servers are never used by another.
+        let devices = if rpc_attached.is_empty() && !library.rpc_any_registered() {
+            None
+        } else {
+            let mut list: Vec<crate::ffi::RawDevice> = rpc_attached
+                .iter()
+                .flat_map(|(_, devices)| devices.iter().map(|d| d.device.0))
+                .collect();
+            list.extend(library.default_local_devices().into_iter().map(|d| d.0));
+            Some(list)
+        };
+        if let Some(list) = &devices {
+            if params.split_mode == super::SplitMode::None
+                && !list.is_empty()
+                && params.main_gpu as usize >= list.len()
+            {
+                return Err(invalid(
+                    "main_gpu",
+                    format!(
+                        "{} is not an index of the model's {} devices",
+                        params.main_gpu,
+                        list.len()
+                    ),
+                ));
+            }
+            let count = params.tensor_split.iter().filter(|v| **v > 0.0).count();
+            if count > 0 && params.tensor_split.len() > list.len() {
+                log::warn!(
+                    "tensor_split has {} entries for {} devices: the extra ones are ignored",
+                    params.tensor_split.len(),
+                    list.len()
+                );
+            }
+        }
         let mut raw_params = ModelParamsC::new(
             api,
             ModelLoadSettings {
@@ -240,6 +298,7 @@ impl Model {
                 extra_buffer_types,
                 tensor_split,
                 overrides: &params.metadata_overrides,
+                devices,
             },
         );
         let mut progress = params.progress.map(|callback| ProgressState {
@@ -254,6 +313,7 @@ impl Model {
         // in them (path, tensor_split, kv_overrides, progress state) lives until this returns.
         let model = unsafe { api.model_load_from_file(path_c.as_ptr(), raw_params.raw()) };
         drop(raw_params);
+        drop(registry);
         let model = NonNull::new(model);
         let free = |model: NonNull<RawModel>| {
             // SAFETY: a model returned by the load above, freed once.
@@ -312,6 +372,7 @@ impl Model {
             vocab,
             facts,
             shared_state: RwLock::new(()),
+            _rpc_lease: rpc_lease,
         }))
     }
 

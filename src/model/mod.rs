@@ -72,6 +72,9 @@ pub(crate) struct ModelInner {
     /// freeing an adapter writes it (`write`); creating a context and decoding read it
     /// (`read`), so they run concurrently with each other but never with an adapter change.
     pub(crate) shared_state: RwLock<()>,
+    /// The RPC servers the model uses, counted while it lives (dropped after the model is
+    /// freed: fields drop after `Drop::drop`).
+    pub(crate) _rpc_lease: Option<crate::rpc::RpcLease>,
 }
 
 // SAFETY: after loading, a llama_model (and its vocab) is only read by the functions the safe

@@ -3,7 +3,8 @@
 pub use crate::gguf::MetadataValue;
 
 /// How many layers to offload to GPUs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum GpuLayers {
     /// None: run on the CPU.
     #[default]
@@ -21,7 +22,8 @@ pub enum GpuLayers {
 }
 
 /// How to split a model across several GPUs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SplitMode {
     /// One GPU (`main_gpu`).
     None,
@@ -61,6 +63,12 @@ pub struct ModelParams {
     /// Metadata overrides (key, value); keys of at most 127 bytes. They are checked like the
     /// file's own hyper-parameters before llama.cpp sees them.
     pub metadata_overrides: Vec<(String, MetadataValue)>,
+    /// RPC servers whose devices join the devices the model is offloaded to (see
+    /// [`ModelParams::with_rpc_servers`]).
+    pub rpc_servers: Vec<crate::rpc::RpcEndpoint>,
+    /// Accepts in-process RPC: a server lost while the model is in use aborts the process
+    /// (see [`ModelParams::with_rpc_in_process`]).
+    pub rpc_in_process: bool,
     pub(crate) progress: Option<ProgressCallback>,
 }
 
@@ -73,6 +81,8 @@ impl std::fmt::Debug for ModelParams {
             .field("use_mmap", &self.use_mmap)
             .field("vocab_only", &self.vocab_only)
             .field("metadata_overrides", &self.metadata_overrides)
+            .field("rpc_servers", &self.rpc_servers)
+            .field("rpc_in_process", &self.rpc_in_process)
             .field("progress", &self.progress.is_some())
             .finish()
     }
@@ -122,6 +132,39 @@ impl ModelParams {
     /// Loads only the vocabulary.
     pub fn vocab_only(mut self, vocab_only: bool) -> Self {
         self.vocab_only = vocab_only;
+        self
+    }
+
+    /// Offloads onto the devices of these RPC servers too (`rpc-server`s of the same llama.cpp
+    /// build; [`crate::rpc`]).
+    ///
+    /// Before anything reaches C, each endpoint is resolved (IPv4: the pinned ggml-rpc speaks
+    /// nothing else), duplicates and more than [`crate::rpc::MAX_SERVERS`] are refused, and
+    /// each server is probed from Rust ([`crate::rpc::probe`]: TCP connect with a timeout, the
+    /// HELLO exchange, the device count). Then `ggml_backend_rpc_add_server` adds it and its
+    /// registry is registered with ggml, as llama.cpp's `--rpc` does.
+    ///
+    /// The model's devices are then, in llama.cpp's order: the servers' devices (in the order
+    /// given), then the local GPUs; the CPU holds the layers not offloaded. `gpu_layers` says
+    /// how many layers are offloaded, `tensor_split` gives one proportion per device of that
+    /// list (default: by free memory), and with [`SplitMode::None`] `main_gpu` indexes it.
+    /// Models of the process without RPC servers get the local devices only.
+    ///
+    /// Loading refuses RPC servers unless in-process use is accepted
+    /// ([`Self::with_rpc_in_process`]); [`crate::worker::WorkerModel`] runs such a model in a
+    /// child process instead.
+    #[doc(alias = "ggml_backend_rpc_add_server")]
+    pub fn with_rpc_servers(mut self, servers: Vec<crate::rpc::RpcEndpoint>) -> Self {
+        self.rpc_servers = servers;
+        self
+    }
+
+    /// Accepts RPC servers in this process. The pinned ggml-rpc aborts the process when a
+    /// server is lost while the model is in use, and blocks when a server stops answering: the
+    /// Rust checks cover connecting and the handshake, not what happens later. Prefer
+    /// [`crate::worker::WorkerModel`], which turns both into errors.
+    pub fn with_rpc_in_process(mut self, accept: bool) -> Self {
+        self.rpc_in_process = accept;
         self
     }
 

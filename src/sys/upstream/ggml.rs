@@ -42,6 +42,8 @@ crate::function_table! {
             fn ggml_backend_dev_count() -> usize;
             fn ggml_backend_dev_get(index: usize) -> ggml_backend_dev_t;
             fn ggml_backend_dev_by_type(r#type: ggml_backend_dev_type) -> ggml_backend_dev_t;
+            fn ggml_backend_register(reg: ggml_backend_reg_t);
+            fn ggml_backend_device_register(device: ggml_backend_dev_t);
         }
         optional {}
     }

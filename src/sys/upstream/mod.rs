@@ -3,6 +3,7 @@
 
 pub mod ggml;
 pub mod llama;
+pub mod rpc;
 pub mod types;
 
 pub use ggml::{CpuModuleFunctions, GgmlBaseFunctions, GgmlFunctions};
