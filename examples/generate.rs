@@ -304,20 +304,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         &mut sampler,
         GenerateOptions::default().with_max_tokens(args.n),
     )?;
-    for piece in generation.by_ref() {
-        let piece = piece?;
-        if args.token_ids {
-            if let Some(token) = piece.token {
-                writeln!(stdout, "{token}")?;
-            }
-        } else {
-            write!(stdout, "{}", piece.text)?;
-            stdout.flush()?;
-        }
-    }
-    if !args.token_ids {
-        writeln!(stdout)?;
-    }
+    print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
     let summary = generation
         .summary()
         .cloned()
@@ -430,20 +417,7 @@ fn run_rpc(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let request = WorkerRequest::greedy(args.prompt.clone(), args.n).with_sampling(sampling);
     let mut stdout = std::io::stdout().lock();
     let mut generation = worker.generate(request)?;
-    for piece in generation.by_ref() {
-        let piece = piece?;
-        if args.token_ids {
-            if let Some(token) = piece.token {
-                writeln!(stdout, "{token}")?;
-            }
-        } else {
-            write!(stdout, "{}", piece.text)?;
-        }
-        stdout.flush()?;
-    }
-    if !args.token_ids {
-        writeln!(stdout)?;
-    }
+    print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
     let summary = generation
         .summary()
         .cloned()
@@ -537,4 +511,28 @@ fn main() -> ExitCode {
         || parse_args(std::env::args_os().skip(1)),
         run,
     )
+}
+
+/// Streams pieces to `out`: their text, or with `token_ids` one token id per line; a final
+/// newline after text.
+fn print_pieces(
+    out: &mut impl Write,
+    pieces: impl Iterator<Item = gguf_loader::Result<gguf_loader::Piece>>,
+    token_ids: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for piece in pieces {
+        let piece = piece?;
+        if token_ids {
+            if let Some(token) = piece.token {
+                writeln!(out, "{token}")?;
+            }
+        } else {
+            write!(out, "{}", piece.text)?;
+        }
+        out.flush()?;
+    }
+    if !token_ids {
+        writeln!(out)?;
+    }
+    Ok(())
 }

@@ -64,17 +64,9 @@ pub(crate) fn attach(
         }
         resolved.push((endpoint, address));
     }
-    library.load_rpc_plugin().map_err(|e| {
-        error(
-            endpoints
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
-            RpcProblem::NoPlugin,
-            e.to_string(),
-        )
-    })?;
+    library
+        .load_rpc_plugin()
+        .map_err(|e| error(joined(endpoints), RpcProblem::NoPlugin, e.to_string()))?;
     let mut attached = Vec::with_capacity(resolved.len());
     for (endpoint, address) in resolved {
         let key = address.to_string();
@@ -113,12 +105,17 @@ pub(crate) fn attach(
 /// The error for a model load with RPC servers that did not accept in-process use.
 pub(crate) fn in_process_refused(endpoints: &[RpcEndpoint]) -> Error {
     error(
-        endpoints
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
+        joined(endpoints),
         RpcProblem::InProcess,
         "the pinned ggml-rpc aborts the process when a server is lost, and blocks it when a server stops answering",
     )
+}
+
+/// The endpoints as one comma-separated list, for errors about all of them.
+fn joined(endpoints: &[RpcEndpoint]) -> String {
+    endpoints
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
