@@ -408,8 +408,11 @@ fn write_ref(repo_dir: &Path, revision: &str, commit: &str) -> Result<(), Downlo
     }
     let parent = path.parent().unwrap_or(repo_dir);
     std::fs::create_dir_all(parent).map_err(|e| DownloadError::io(parent, e))?;
+    // Unique per process and call: two threads may write the same reference at once.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let call = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    tmp_name.push(format!(".{}-{call}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     std::fs::write(&tmp, commit).map_err(|e| DownloadError::io(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| DownloadError::io(&path, e))
