@@ -439,50 +439,6 @@ fn bad_servers_are_typed_errors_naming_the_endpoint() {
     assert_eq!(problem, RpcProblem::NoAnswer, "{message}");
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(silent);
-
-    // The same through a model load in this process: refused before anything reaches C.
-    let library = library();
-    let model = common::smollm2();
-    let params = || ModelParams::new().with_gpu_layers(gguf_loader::GpuLayers::All);
-    let (problem, message) = rpc_problem(Model::load(
-        library,
-        &model,
-        params().with_rpc_servers(vec![loopback(closed)]),
-    ));
-    assert_eq!(problem, RpcProblem::InProcess, "{message}");
-    for (port, expected) in [
-        (closed, RpcProblem::Unreachable),
-        (fake_server(hello_answer(6, 0)), RpcProblem::Version),
-        (fake_server(b"garbage".to_vec()), RpcProblem::NotRpc),
-    ] {
-        let (problem, message) = rpc_problem(Model::load(
-            library,
-            &model,
-            params()
-                .with_rpc_servers(vec![loopback(port)])
-                .with_rpc_in_process(true),
-        ));
-        assert_eq!(problem, expected, "{message}");
-        assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
-    }
-    // localhost resolves to the same IPv4 address: one server listed twice.
-    let twice = vec![
-        loopback(closed),
-        format!("localhost:{closed}").parse().unwrap(),
-    ];
-    let (problem, _) = rpc_problem(Model::load(
-        library,
-        &model,
-        params().with_rpc_servers(twice).with_rpc_in_process(true),
-    ));
-    assert_eq!(problem, RpcProblem::ServerList);
-    let ipv6 = vec!["[::1]:50052".parse().unwrap()];
-    let (problem, _) = rpc_problem(Model::load(
-        library,
-        &model,
-        params().with_rpc_servers(ipv6).with_rpc_in_process(true),
-    ));
-    assert_eq!(problem, RpcProblem::Unsupported);
 }
 
 #[test]
@@ -772,6 +728,54 @@ fn rpc_throughput_and_bytes_per_token() {
 }
 
 child_cases! {
+    /// The probe's cases through `Model::load` with RPC servers: refused before anything
+    /// reaches C (in a child process: a check that let one through would abort in ggml-rpc).
+    fn model_loads_with_bad_servers_are_refused_before_c() {
+        let closed = free_port();
+        let library = library();
+        let model = common::smollm2();
+        let params = || ModelParams::new().with_gpu_layers(gguf_loader::GpuLayers::All);
+        let (problem, message) = rpc_problem(Model::load(
+            library,
+            &model,
+            params().with_rpc_servers(vec![loopback(closed)]),
+        ));
+        assert_eq!(problem, RpcProblem::InProcess, "{message}");
+        for (port, expected) in [
+            (closed, RpcProblem::Unreachable),
+            (fake_server(hello_answer(6, 0)), RpcProblem::Version),
+            (fake_server(b"garbage".to_vec()), RpcProblem::NotRpc),
+        ] {
+            let (problem, message) = rpc_problem(Model::load(
+                library,
+                &model,
+                params()
+                    .with_rpc_servers(vec![loopback(port)])
+                    .with_rpc_in_process(true),
+            ));
+            assert_eq!(problem, expected, "{message}");
+            assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
+        }
+        // localhost resolves to the same IPv4 address: one server listed twice.
+        let twice = vec![
+            loopback(closed),
+            format!("localhost:{closed}").parse().unwrap(),
+        ];
+        let (problem, _) = rpc_problem(Model::load(
+            library,
+            &model,
+            params().with_rpc_servers(twice).with_rpc_in_process(true),
+        ));
+        assert_eq!(problem, RpcProblem::ServerList);
+        let ipv6 = vec!["[::1]:50052".parse().unwrap()];
+        let (problem, _) = rpc_problem(Model::load(
+            library,
+            &model,
+            params().with_rpc_servers(ipv6).with_rpc_in_process(true),
+        ));
+        assert_eq!(problem, RpcProblem::Unsupported);
+    }
+
     /// With one CPU module selected (no plugin but that module), the RPC plugin is loadable on
     /// demand and llama.cpp reports RPC support afterwards.
     fn the_rpc_plugin_loads_on_demand() {
