@@ -361,14 +361,23 @@ impl LlamaLibrary {
     #[doc(alias = "ggml_backend_dev_memory")]
     pub fn devices(&self) -> Vec<Device> {
         let _read = crate::loader::rpc::registry_read();
+        self.device_handles()
+            .into_iter()
+            .map(|(index, device)| self.describe_device(index, device))
+            .collect()
+    }
+
+    /// Every registered device handle with its registry index (NULL handles left out). The
+    /// caller holds [`crate::loader::rpc::registry_read`], so the count cannot change.
+    pub(crate) fn device_handles(&self) -> Vec<(usize, ggml_backend_dev_t)> {
         let ggml = &self.inner.ggml;
         // SAFETY: no arguments.
         let count = unsafe { (ggml.ggml_backend_dev_count)() };
         (0..count)
             .filter_map(|index| {
-                // SAFETY: index < count.
+                // SAFETY: index < count (ggml asserts it).
                 let device = unsafe { (ggml.ggml_backend_dev_get)(index) };
-                (!device.is_null()).then(|| self.describe_device(index, device))
+                (!device.is_null()).then_some((index, device))
             })
             .collect()
     }

@@ -372,16 +372,11 @@ impl LlamaLibrary {
     /// else integrated GPUs of one backend; RPC devices left out. The caller holds
     /// [`registry_read`].
     pub(crate) fn default_local_devices(&self) -> Vec<DevicePtr> {
-        let ggml = self.ggml();
         let base = self.ggml_base();
         let mut gpus: Vec<(DevicePtr, Option<String>)> = Vec::new();
         let mut igpus: Vec<DevicePtr> = Vec::new();
-        // SAFETY: no arguments.
-        let count = unsafe { (ggml.ggml_backend_dev_count)() };
-        for index in 0..count {
-            // SAFETY: index < count.
-            let device = unsafe { (ggml.ggml_backend_dev_get)(index) };
-            if device.is_null() || is_rpc_device(self, device) {
+        for (_, device) in self.device_handles() {
+            if is_rpc_device(self, device) {
                 continue;
             }
             // SAFETY: a live local device; its type is a constant of the backend.
@@ -416,16 +411,10 @@ impl LlamaLibrary {
     /// Handles of the local (non-RPC) devices, with their descriptions. The caller holds
     /// [`registry_read`].
     pub(crate) fn local_device_handles(&self) -> Vec<(crate::loader::Device, DevicePtr)> {
-        let ggml = self.ggml();
-        // SAFETY: no arguments.
-        let count = unsafe { (ggml.ggml_backend_dev_count)() };
-        (0..count)
-            .filter_map(|index| {
-                // SAFETY: index < count.
-                let device = unsafe { (ggml.ggml_backend_dev_get)(index) };
-                (!device.is_null() && !is_rpc_device(self, device))
-                    .then(|| (self.describe_device(index, device), DevicePtr(device)))
-            })
+        self.device_handles()
+            .into_iter()
+            .filter(|(_, device)| !is_rpc_device(self, *device))
+            .map(|(index, device)| (self.describe_device(index, device), DevicePtr(device)))
             .collect()
     }
 
