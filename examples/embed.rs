@@ -15,8 +15,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use gguf_loader::engine::embed::Embedder;
-use gguf_loader::{ContextParams, GpuLayers, Model, ModelParams, Pooling};
+use gguf_loader::Pooling;
 
 const USAGE: &str = "usage: embed --model PATH [--pooling mean|cls|last|rank] [--normalize] [--threads T] [--n-ctx N] [--variant NAME] [--variant-dir DIR] TEXT...";
 
@@ -100,23 +99,14 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
 }
 
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
-    let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
-    let (selection, model) = Model::load_best(&options, &args.model, |_| {
-        ModelParams::new().with_gpu_layers(GpuLayers::None)
-    })?;
-    eprintln!("variant: {}", selection.variant);
-    // One decode takes all of a pooled sequence: n_batch = n_ubatch = n_ctx.
-    let n_ctx = args
-        .n_ctx
-        .unwrap_or_else(|| model.n_ctx_train().clamp(1, 1024) as u32);
-    let mut params = ContextParams::default()
-        .with_n_ctx(n_ctx)
-        .with_n_batch(n_ctx)
-        .with_n_ubatch(n_ctx);
-    if let Some(threads) = args.threads {
-        params = params.with_threads(threads);
-    }
-    let mut embedder = Embedder::new(&model, args.pooling, args.normalize, params)?;
+    let setup = support::EmbedderArgs {
+        variant: args.variant.as_deref(),
+        variant_dir: args.variant_dir.as_deref(),
+        model: &args.model,
+        n_ctx: args.n_ctx,
+        threads: args.threads,
+    };
+    let mut embedder = support::cpu_embedder(&setup, args.pooling, args.normalize)?;
     let texts: Vec<&str> = args.texts.iter().map(String::as_str).collect();
     let vectors = embedder.embed(&texts)?;
     let mut stdout = std::io::stdout().lock();

@@ -112,3 +112,45 @@ pub fn main_with<A>(
         }
     }
 }
+
+/// What the embed and rerank examples take from their command lines to set up an embedder.
+pub struct EmbedderArgs<'a> {
+    /// `--variant`.
+    pub variant: Option<&'a str>,
+    /// `--variant-dir`.
+    pub variant_dir: Option<&'a Path>,
+    /// `--model`.
+    pub model: &'a Path,
+    /// `--n-ctx` (default: the model's training context, at most 1024).
+    pub n_ctx: Option<u32>,
+    /// `--threads`.
+    pub threads: Option<i32>,
+}
+
+/// Loads the model on the best variant (CPU only), prints the `variant:` line on stderr and
+/// makes an embedder whose one decode takes all of a pooled sequence (n_batch = n_ubatch =
+/// n_ctx).
+pub fn cpu_embedder(
+    args: &EmbedderArgs<'_>,
+    pooling: gguf_loader::Pooling,
+    normalize: bool,
+) -> Result<gguf_loader::engine::embed::Embedder, Box<dyn Error>> {
+    let options = select_options(args.variant, args.variant_dir)?;
+    let (selection, model) = gguf_loader::Model::load_best(&options, args.model, |_| {
+        gguf_loader::ModelParams::new().with_gpu_layers(gguf_loader::GpuLayers::None)
+    })?;
+    eprintln!("variant: {}", selection.variant);
+    let n_ctx = args
+        .n_ctx
+        .unwrap_or_else(|| model.n_ctx_train().clamp(1, 1024) as u32);
+    let mut params = gguf_loader::ContextParams::default()
+        .with_n_ctx(n_ctx)
+        .with_n_batch(n_ctx)
+        .with_n_ubatch(n_ctx);
+    if let Some(threads) = args.threads {
+        params = params.with_threads(threads);
+    }
+    Ok(gguf_loader::engine::embed::Embedder::new(
+        &model, pooling, normalize, params,
+    )?)
+}
