@@ -15,7 +15,9 @@ use std::process::ExitCode;
 
 use gguf_loader::hardware::{CudaDriver, HardwareProfile};
 use gguf_loader::loader::config::BackendConfig;
-use gguf_loader::loader::{cpu_module_score, discovery, load_best, rank, Backend, SelectOptions};
+use gguf_loader::loader::{
+    cpu_module_score, discovery, load_best, rank, Backend, Family, SelectOptions,
+};
 use serde_json::json;
 
 const USAGE: &str = "usage: doctor [--json] [--rpc HOST:PORT[,HOST:PORT...]]";
@@ -116,8 +118,19 @@ fn main() -> ExitCode {
     let hardware: &HardwareProfile = &options.hardware;
     let (directories, broken) = options.search.discover();
 
-    let variants: Vec<serde_json::Value> = rank(&options)
+    // Upstream's variants as ranked for an ordinary model, then the BitNet fork's as ranked for
+    // a BitNet model (each list says why its variants are (un)available for those models).
+    let mut bitnet_options = options.clone();
+    bitnet_options.family = Family::BitNet;
+    let ranked = rank(&options)
         .into_iter()
+        .filter(|c| c.variant.family() == Family::Upstream)
+        .chain(
+            rank(&bitnet_options)
+                .into_iter()
+                .filter(|c| c.variant.family() == Family::BitNet),
+        );
+    let variants: Vec<serde_json::Value> = ranked
         .map(|candidate| {
             let name = candidate.variant.name().to_string();
             let directory = directories
@@ -139,7 +152,11 @@ fn main() -> ExitCode {
                     _ => (true, format!("in {}", d.path.display())),
                 },
             };
-            json!({ "name": name, "available": available, "reason": reason })
+            let family = match candidate.variant.family() {
+                Family::BitNet => "bitnet",
+                _ => "upstream",
+            };
+            json!({ "name": name, "family": family, "available": available, "reason": reason })
         })
         .collect();
 
@@ -270,7 +287,7 @@ fn print_text(report: &serde_json::Value) {
         );
     }
     println!("CUDA driver: {}", hw["cuda_driver"]);
-    println!("\nVariants (in preference order):");
+    println!("\nVariants (in preference order; the BitNet fork's serve BitNet models):");
     for v in report["variants"].as_array().into_iter().flatten() {
         let mark = if v["available"].as_bool() == Some(true) {
             "available  "

@@ -1,7 +1,7 @@
 //! Streams a completion from a GGUF model.
 //!
 //! ```text
-//! generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R]
+//! generate [--model PATH]... [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R]
 //!          [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--token-ids]
 //!          [--lora PATH[:SCALE]]... [--save-state FILE] [--draft-model PATH [--draft-max K]]
 //!          [--rpc HOST:PORT[,HOST:PORT...]] (PROMPT | --resume FILE)
@@ -15,6 +15,13 @@
 //! `draft: accepted A of D`.
 //! Built with `--features download`, a `--model` of `hf://OWNER/REPO/FILE[@REVISION]` or an
 //! `http(s)://` URL is fetched first (into the hub cache, or the crate's cache for URLs).
+//! With `--model` given more than once, the same prompt is completed by each model in turn, in
+//! one run: each model goes to the variant its file calls for (a BitNet-fork model to a
+//! `bitnet-cpu-*` build, any other to upstream's), and stderr has `model: PATH` before and a
+//! `variant:` line after each. The first model's code base runs in this process; a model of the
+//! other code base runs in a worker process (`gguf_loader::worker`), so a crash there is that
+//! model's error (`error: model N (PATH): ...`) and the other models keep generating. The run
+//! then exits 1 if any model failed.
 //! The prompt is tokenized as is (special tokens added and parsed, no chat template). Text is
 //! streamed to stdout; the chosen variant and tokens/s go to stderr. Any failure exits non-zero
 //! with a one-line error.
@@ -32,7 +39,7 @@ use gguf_loader::{
     Session,
 };
 
-const USAGE: &str = "usage: generate [--model PATH] [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--lora PATH[:SCALE]]... [--save-state FILE] [--draft-model PATH [--draft-max K]] [--rpc HOST:PORT[,HOST:PORT...]] (PROMPT | --resume FILE)";
+const USAGE: &str = "usage: generate [--model PATH]... [-n N] [--greedy | --temp T --top-k K --top-p P --min-p P --repeat-penalty R] [--seed S] [--threads T] [--variant NAME] [--variant-dir DIR] [--gpu-layers N|all|auto] [--token-ids] [--lora PATH[:SCALE]]... [--save-state FILE] [--draft-model PATH [--draft-max K]] [--rpc HOST:PORT[,HOST:PORT...]] (PROMPT | --resume FILE)";
 
 const OPTIONS: &str = "\
 Streams a completion of PROMPT (tokenized as is, no chat template) to stdout; the chosen variant
@@ -41,7 +48,11 @@ and tokens/s go to stderr.
 options:
   -m, --model PATH          GGUF model (default: $GGUF_LOADER_SMOLLM2, else the cached SmolLM2);
                             built with --features download also hf://OWNER/REPO/FILE[@REV] or
-                            an http(s):// URL, fetched first (resumed, sha256-checked)
+                            an http(s):// URL, fetched first (resumed, sha256-checked); repeat
+                            it to complete PROMPT with each model in turn (a model of the other
+                            code base than the first, upstream or BitNet, runs in a worker
+                            process); excludes --lora, --save-state, --resume, --draft-model
+                            and --rpc
   -n, --n-predict N         tokens to generate (default 64)
       --greedy              greedy sampling (excludes the sampling options below)
       --temp T              temperature (default 0.8)
@@ -71,6 +82,8 @@ options:
 #[derive(Debug)]
 struct Args {
     model: Option<PathBuf>,
+    /// Every `--model`, in order (more than one: each generates in turn).
+    models: Vec<PathBuf>,
     n: usize,
     greedy: bool,
     temp: f32,
@@ -98,6 +111,7 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     use lexopt::Arg::{Long, Short, Value};
     let mut args = Args {
         model: None,
+        models: Vec::new(),
         n: 64,
         greedy: false,
         temp: 0.8,
@@ -133,7 +147,11 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     while let Some(arg) = parser.next().map_err(|e| format!("{e}\n{USAGE}"))? {
         let flag = support::flag_name(&arg);
         match arg {
-            Long("model") | Short('m') => args.model = Some(support::path(&mut parser, &flag)?),
+            Long("model") | Short('m') => {
+                let path = support::path(&mut parser, &flag)?;
+                args.models.push(path.clone());
+                args.model = Some(path);
+            }
             Short('n') | Long("n-predict") => args.n = support::parsed(&mut parser, &flag)?,
             Long("greedy") => args.greedy = true,
             Long("temp") => {
@@ -194,6 +212,18 @@ fn parse_args(raw: impl IntoIterator<Item = OsString>) -> Result<Option<Args>, S
     {
         return Err("--rpc excludes --lora, --save-state, --resume and --draft-model".into());
     }
+    if args.models.len() > 1
+        && (!args.lora.is_empty()
+            || args.save_state.is_some()
+            || args.resume.is_some()
+            || args.draft_model.is_some()
+            || !args.rpc.is_empty())
+    {
+        return Err(
+            "several --model exclude --lora, --save-state, --resume, --draft-model and --rpc"
+                .into(),
+        );
+    }
     if args.greedy && sampling_flag {
         return Err("--greedy excludes --temp/--top-k/--top-p/--min-p/--repeat-penalty".into());
     }
@@ -234,6 +264,9 @@ fn lora_value(parser: &mut lexopt::Parser, flag: &str) -> Result<(PathBuf, f32),
 fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if !args.rpc.is_empty() {
         return run_rpc(&args);
+    }
+    if args.models.len() > 1 {
+        return run_models(&args);
     }
     let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
     let model_path = args.model.clone().unwrap_or_else(support::default_model);
@@ -279,18 +312,7 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         return run_speculative(&args, &selection, context, draft_path, params, layers);
     }
     let mut session = Session::new(context);
-    let mut sampler = if args.greedy {
-        Sampler::builder(&model).greedy().build()?
-    } else {
-        Sampler::builder(&model)
-            .penalties(64, args.repeat_penalty, 0.0, 0.0)
-            .top_k(args.top_k)
-            .top_p(args.top_p, 1)
-            .min_p(args.min_p, 1)
-            .temp(args.temp)
-            .dist(args.seed)
-            .build()?
-    };
+    let mut sampler = sampler_for(&args, &model)?;
     let mut stdout = std::io::stdout().lock();
     let prompt = match &args.resume {
         Some(path) => {
@@ -337,6 +359,145 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// Several `--model`: each completes the prompt in turn. The first model's code base (upstream
+/// or BitNet fork) is loaded in this process; a model of the other one runs in a worker
+/// process. A model that fails is reported and the next one runs.
+fn run_models(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let mut in_process: Option<gguf_loader::gguf::Family> = None;
+    let mut failed = 0;
+    for (index, path) in args.models.iter().enumerate() {
+        #[cfg(feature = "download")]
+        let path = &fetch_model(path.clone())?;
+        eprintln!("model: {}", path.display());
+        // The pre-flight tells the code base; a file that fails it is this model's error.
+        let outcome = gguf_loader::gguf::inspect(path)
+            .map_err(|e| Box::new(gguf_loader::Error::from(e)) as Box<dyn std::error::Error>)
+            .and_then(|file| {
+                let family = *in_process.get_or_insert(file.family);
+                if file.family == family {
+                    run_in_process(args, path)
+                } else {
+                    run_in_worker(args, path)
+                }
+            });
+        if let Err(error) = outcome {
+            failed += 1;
+            eprintln!("error: model {} ({}): {error}", index + 1, path.display());
+        }
+    }
+    if failed > 0 {
+        return Err(format!("{failed} of {} models failed", args.models.len()).into());
+    }
+    Ok(())
+}
+
+/// One model of several, in this process (the library loaded by the first stays loaded).
+fn run_in_process(args: &Args, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
+    let (selection, model) = Model::load_best(&options, path, |variant| {
+        ModelParams::new().with_gpu_layers(match variant.kind() {
+            VariantKind::Gpu => GpuLayers::Auto { n_ctx: 4096 },
+            VariantKind::Cpu => GpuLayers::None,
+        })
+    })?;
+    let mut params =
+        ContextParams::default().with_n_ctx(4096.min(model.n_ctx_train().max(256) as u32));
+    if let Some(threads) = args.threads {
+        params = params.with_threads(threads);
+    }
+    let mut session = Session::new(Context::new(&model, params)?);
+    let mut sampler = sampler_for(args, &model)?;
+    let mut stdout = std::io::stdout().lock();
+    let mut generation = session.generate(
+        Prompt::from(args.prompt.as_str()),
+        &mut sampler,
+        GenerateOptions::default().with_max_tokens(args.n),
+    )?;
+    print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
+    let summary = generation
+        .summary()
+        .cloned()
+        .ok_or("generation ended without a summary")?;
+    eprintln!(
+        "variant: {} ({}) | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        selection.variant,
+        selection.library.directory().path.display(),
+        summary.prompt_tokens,
+        summary.prompt_tokens_per_second(),
+        summary.generated_tokens,
+        summary.tokens_per_second(),
+        summary.stop_reason
+    );
+    Ok(())
+}
+
+/// One model of several, of the other code base: in a worker process.
+fn run_in_worker(args: &Args, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    use gguf_loader::worker::{WorkerModel, WorkerOptions, WorkerSpec};
+    let mut spec = WorkerSpec::new(path);
+    spec.variant_dir = args.variant_dir.clone();
+    spec.threads = args.threads;
+    spec.n_ctx = Some(4096);
+    let mut worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
+    let info = worker.info().clone();
+    eprintln!("worker: {} ({})", info.pid, info.variant);
+    let mut stdout = std::io::stdout().lock();
+    let mut generation = worker.generate(worker_request(args))?;
+    print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
+    let summary = generation
+        .summary()
+        .cloned()
+        .ok_or("generation ended without a summary")?;
+    drop(generation);
+    eprintln!(
+        "variant: {} ({}) worker: {} | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        info.variant,
+        info.directory.display(),
+        info.pid,
+        summary.prompt_tokens,
+        summary.prompt_tokens_per_second(),
+        summary.generated_tokens,
+        summary.tokens_per_second(),
+        summary.stop_reason
+    );
+    worker.shutdown();
+    Ok(())
+}
+
+/// The sampler the options describe.
+fn sampler_for(args: &Args, model: &Model) -> gguf_loader::Result<Sampler> {
+    if args.greedy {
+        Sampler::builder(model).greedy().build()
+    } else {
+        Sampler::builder(model)
+            .penalties(64, args.repeat_penalty, 0.0, 0.0)
+            .top_k(args.top_k)
+            .top_p(args.top_p, 1)
+            .min_p(args.min_p, 1)
+            .temp(args.temp)
+            .dist(args.seed)
+            .build()
+    }
+}
+
+/// The worker request the options describe.
+fn worker_request(args: &Args) -> gguf_loader::worker::WorkerRequest {
+    use gguf_loader::worker::{Sampling, WorkerRequest};
+    let sampling = if args.greedy {
+        Sampling::Greedy
+    } else {
+        Sampling::Sample {
+            temp: args.temp,
+            top_k: args.top_k,
+            top_p: args.top_p,
+            min_p: args.min_p,
+            repeat_penalty: args.repeat_penalty,
+            seed: args.seed,
+        }
+    };
+    WorkerRequest::greedy(args.prompt.clone(), args.n).with_sampling(sampling)
+}
+
 /// A `--model` naming something to download (`hf://`, `http(s)://`) is fetched first: hub files
 /// into the hub cache, URLs into the crate's cache (`downloads/`); other paths are kept as given.
 #[cfg(feature = "download")]
@@ -356,7 +517,7 @@ fn fetch_model(path: PathBuf) -> Result<PathBuf, Box<dyn std::error::Error>> {
 /// `--rpc`: the model runs in a worker process with its layers on the servers' devices; a lost
 /// server ends the worker and is reported here as an error.
 fn run_rpc(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    use gguf_loader::worker::{Sampling, WorkerModel, WorkerOptions, WorkerRequest, WorkerSpec};
+    use gguf_loader::worker::{WorkerModel, WorkerOptions, WorkerSpec};
     let model_path = args.model.clone().unwrap_or_else(support::default_model);
     #[cfg(feature = "download")]
     let model_path = fetch_model(model_path)?;
@@ -402,21 +563,8 @@ fn run_rpc(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         info.n_layer
     );
-    let sampling = if args.greedy {
-        Sampling::Greedy
-    } else {
-        Sampling::Sample {
-            temp: args.temp,
-            top_k: args.top_k,
-            top_p: args.top_p,
-            min_p: args.min_p,
-            repeat_penalty: args.repeat_penalty,
-            seed: args.seed,
-        }
-    };
-    let request = WorkerRequest::greedy(args.prompt.clone(), args.n).with_sampling(sampling);
     let mut stdout = std::io::stdout().lock();
-    let mut generation = worker.generate(request)?;
+    let mut generation = worker.generate(worker_request(args))?;
     print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
     let summary = generation
         .summary()

@@ -489,7 +489,7 @@ fn c_apply(name: &str, messages: &[ChatMessage], add_ass: bool) -> Option<Vec<u8
 
 #[test]
 fn builtin_names_match_c() {
-    let ours = builtin_template_names(library());
+    let ours = builtin_template_names(library()).unwrap();
     let output = run_c(&["--list"]);
     assert!(output.status.success());
     let theirs: Vec<String> = String::from_utf8(output.stdout)
@@ -516,7 +516,7 @@ fn builtin_names_match_c() {
 
 #[test]
 fn builtin_templates_match_c() {
-    let names = builtin_template_names(library());
+    let names = builtin_template_names(library()).unwrap();
     let mut conversations = conversations();
     // A long conversation: the first buffer guess is too small for some templates.
     conversations.push(

@@ -64,6 +64,7 @@ fn selection_from_a_foreign_directory_names_it_once() {
         hardware: HardwareProfile::detect(),
         smoke_test: None,
         fallback: true,
+        family: gguf_loader::loader::Family::Upstream,
     };
     let error = load_best(&options).unwrap_err();
     let message = error.to_string();

@@ -9,16 +9,25 @@
 //! checked the same way against `GGML_API` declarations in ggml.h and ggml-backend.h, and the CPU
 //! module entry points against `ggml/src/ggml-backend-impl.h`.
 //!
-//! The pinned source is required: the test fails (never skips) when it is missing.
+//! The BitNet fork's tables (`src/sys/bitnet`, the `bitnet_*` tests) are checked the same way
+//! against the fork's `3rdparty/llama.cpp/include/llama.h` and ggml headers; its fingerprint
+//! lists are checked against both generations' tables, and each built fork variant must resolve
+//! every entry (and export or lack the fingerprint symbols) when dlopened, one child process per
+//! variant.
+//!
+//! The pinned sources (and the fork's built variants) are required: the tests fail (never skip)
+//! when they are missing.
 
+#[macro_use]
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use gguf_loader::sys::upstream::{
     CpuModuleFunctions, GgmlBaseFunctions, GgmlFunctions, LlamaFunctions,
 };
-use gguf_loader::sys::Signature;
+use gguf_loader::sys::{bitnet, upstream, Signature};
 
 /// One C function declaration, types already mapped to Rust tokens (whitespace removed).
 #[derive(Debug, Clone)]
@@ -35,8 +44,18 @@ struct Decl {
 // Reading the header.
 
 fn read_source(path: &str) -> String {
-    let full = common::source_dir().join(path);
+    read_in(&common::source_dir(), path)
+}
+
+/// `path` under `root`.
+fn read_in(root: &Path, path: &str) -> String {
+    let full = root.join(path);
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("reading {}: {e}", full.display()))
+}
+
+/// The fork's vendored llama.cpp tree (`include/llama.h`, `ggml/include`).
+fn bitnet_llama_cpp() -> PathBuf {
+    common::bitnet_source_dir().join("3rdparty/llama.cpp")
 }
 
 /// Removes preprocessor lines, with their `\` continuations.
@@ -509,7 +528,14 @@ fn type_mapping() {
 
 #[test]
 fn llama_table_matches_llama_h() {
-    let text = strip_preprocessor(&common::strip_comments(&read_source("include/llama.h")));
+    let text = read_source("include/llama.h");
+    check_llama_table(&text, LlamaFunctions::SIGNATURES, "LlamaFunctions", 240);
+}
+
+/// Every function `llama_h` declares is in `table` with the same signature, deprecated exactly
+/// when optional, and the table has nothing else; `table` has at least `min_entries` entries.
+fn check_llama_table(llama_h: &str, table: &[Signature], table_name: &str, min_entries: usize) {
+    let text = strip_preprocessor(&common::strip_comments(llama_h));
     let (decls, errors) = declarations(&text, "LLAMA_API", "DEPRECATED");
     assert!(
         errors.is_empty(),
@@ -518,12 +544,11 @@ fn llama_table_matches_llama_h() {
     );
     let header = by_name(decls, "llama.h");
 
-    let table = LlamaFunctions::SIGNATURES;
     let mut entries = BTreeMap::new();
     for sig in table {
         assert!(
             entries.insert(sig.name, sig).is_none(),
-            "LlamaFunctions lists {} twice",
+            "{table_name} lists {} twice",
             sig.name
         );
     }
@@ -533,37 +558,47 @@ fn llama_table_matches_llama_h() {
         match entries.get(name.as_str()) {
             Some(sig) => compare(sig, decl, &mut differences),
             None => differences.push(format!(
-                "{name}: declared in llama.h, missing from LlamaFunctions"
+                "{name}: declared in llama.h, missing from {table_name}"
             )),
         }
     }
     for name in entries.keys().filter(|name| !header.contains_key(**name)) {
-        differences.push(format!(
-            "{name}: in LlamaFunctions, not declared in llama.h"
-        ));
+        differences.push(format!("{name}: in {table_name}, not declared in llama.h"));
     }
 
     let required = table.iter().filter(|s| s.required).count();
     let deprecated = header.values().filter(|d| d.deprecated).count();
     println!(
-        "llama.h declares {} functions ({deprecated} deprecated); LlamaFunctions has {} entries: {required} required, {} optional",
+        "llama.h declares {} functions ({deprecated} deprecated); {table_name} has {} entries: {required} required, {} optional",
         header.len(),
         table.len(),
         table.len() - required
     );
-    fail_on(&differences, "LlamaFunctions against llama.h");
+    fail_on(&differences, &format!("{table_name} against llama.h"));
     assert!(
-        table.len() >= 240,
-        "LlamaFunctions has only {} entries",
+        table.len() >= min_entries,
+        "{table_name} has only {} entries",
         table.len()
     );
 }
 
 #[test]
 fn ggml_tables_match_ggml_headers() {
+    check_ggml_tables(
+        &common::source_dir(),
+        &[
+            ("GgmlBaseFunctions", GgmlBaseFunctions::SIGNATURES),
+            ("GgmlFunctions", GgmlFunctions::SIGNATURES),
+        ],
+    );
+}
+
+/// Every entry of `tables` has a matching `GGML_API` declaration in `root`'s ggml.h or
+/// ggml-backend.h.
+fn check_ggml_tables(root: &Path, tables: &[(&str, &[Signature])]) {
     let mut decls = Vec::new();
     for path in ["ggml/include/ggml.h", "ggml/include/ggml-backend.h"] {
-        let text = strip_preprocessor(&common::strip_comments(&read_source(path)));
+        let text = strip_preprocessor(&common::strip_comments(&read_in(root, path)));
         // Only the functions the tables name are checked, so declarations this parser does not
         // handle (function-pointer or array parameters) elsewhere in these headers are skipped.
         decls.extend(declarations(&text, "GGML_API", "GGML_DEPRECATED").0);
@@ -572,10 +607,7 @@ fn ggml_tables_match_ggml_headers() {
 
     let mut differences = Vec::new();
     let mut checked = 0;
-    for (table, signatures) in [
-        ("GgmlBaseFunctions", GgmlBaseFunctions::SIGNATURES),
-        ("GgmlFunctions", GgmlFunctions::SIGNATURES),
-    ] {
+    for &(table, signatures) in tables {
         for sig in signatures {
             match header.get(sig.name) {
                 Some(decl) => compare(sig, decl, &mut differences),
@@ -623,4 +655,156 @@ fn cpu_module_table_matches_backend_impl_h() {
         &differences,
         "CpuModuleFunctions against ggml-backend-impl.h",
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The BitNet fork (`src/sys/bitnet`).
+
+#[test]
+fn bitnet_llama_table_matches_llama_h() {
+    let text = read_in(&bitnet_llama_cpp(), "include/llama.h");
+    check_llama_table(
+        &text,
+        bitnet::LlamaFunctions::SIGNATURES,
+        "bitnet::LlamaFunctions",
+        160,
+    );
+}
+
+#[test]
+fn bitnet_ggml_table_matches_ggml_headers() {
+    check_ggml_tables(
+        &bitnet_llama_cpp(),
+        &[("bitnet::GgmlFunctions", bitnet::GgmlFunctions::SIGNATURES)],
+    );
+}
+
+fn names(table: &[Signature]) -> BTreeSet<&'static str> {
+    table.iter().map(|s| s.name).collect()
+}
+
+/// The fingerprints tell the generations apart by their tables: each present marker is in the
+/// fork's table and not upstream's, each absent marker the other way round, with no repeats.
+#[test]
+fn bitnet_markers_separate_the_generations() {
+    let fork = names(bitnet::LlamaFunctions::SIGNATURES);
+    let pinned = names(upstream::LlamaFunctions::SIGNATURES);
+    let mut problems = Vec::new();
+    for marker in bitnet::PRESENT_MARKERS {
+        if !fork.contains(marker) {
+            problems.push(format!(
+                "present marker {marker} is not in bitnet::LlamaFunctions"
+            ));
+        }
+        if pinned.contains(marker) {
+            problems.push(format!(
+                "present marker {marker} is also in upstream::LlamaFunctions"
+            ));
+        }
+    }
+    for marker in bitnet::ABSENT_MARKERS {
+        if fork.contains(marker) {
+            problems.push(format!(
+                "absent marker {marker} is in bitnet::LlamaFunctions"
+            ));
+        }
+        if !pinned.contains(marker) {
+            problems.push(format!(
+                "absent marker {marker} is not in upstream::LlamaFunctions"
+            ));
+        }
+    }
+    for list in [
+        bitnet::PRESENT_MARKERS,
+        bitnet::ABSENT_MARKERS,
+        bitnet::GGML_PRESENT_MARKERS,
+    ] {
+        let unique: BTreeSet<_> = list.iter().collect();
+        if unique.len() != list.len() {
+            problems.push(format!("repeated entries in {list:?}"));
+        }
+    }
+    assert!(
+        !bitnet::PRESENT_MARKERS.is_empty()
+            && !bitnet::ABSENT_MARKERS.is_empty()
+            && !bitnet::GGML_PRESENT_MARKERS.is_empty(),
+        "a fingerprint list is empty"
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// dlopens one built fork variant (libggml first, so libllama binds to the one beside it) and
+/// checks that both tables resolve completely and the fingerprints hold.
+fn bitnet_variant_resolves(isa: &str) {
+    use gguf_loader::loader::RawLibrary;
+    use gguf_loader::sys::SymbolSource;
+
+    let (_, dir) = common::bitnet_dirs()
+        .into_iter()
+        .find(|(level, _)| *level == isa)
+        .unwrap_or_else(|| panic!("no BitNet variant for {isa}"));
+    // SAFETY: the provisioned fork build; its initialisers are plain C++ static constructors.
+    let ggml = unsafe { RawLibrary::open(&dir.join("libggml.so")) }
+        .unwrap_or_else(|e| panic!("opening the {isa} libggml.so: {e:?}"));
+    // SAFETY: as above.
+    let llama = unsafe { RawLibrary::open(&dir.join("libllama.so")) }
+        .unwrap_or_else(|e| panic!("opening the {isa} libllama.so: {e:?}"));
+
+    let mut problems = Vec::new();
+    if let Err(missing) = bitnet::LlamaFunctions::load(&llama) {
+        problems.push(format!("bitnet::LlamaFunctions: {missing:?}"));
+    }
+    if let Err(missing) = bitnet::GgmlFunctions::load(&ggml) {
+        problems.push(format!("bitnet::GgmlFunctions: {missing:?}"));
+    }
+    let exported = |library: &RawLibrary, name: &str| {
+        let name = std::ffi::CString::new(name).expect("a symbol name without NUL");
+        library.lookup(&name).is_some()
+    };
+    // Deprecated entries are optional in the table, but this build still exports them all.
+    for sig in bitnet::LlamaFunctions::SIGNATURES {
+        if !exported(&llama, sig.name) {
+            problems.push(format!("libllama.so lacks {}", sig.name));
+        }
+    }
+    for marker in bitnet::PRESENT_MARKERS {
+        if !exported(&llama, marker) {
+            problems.push(format!("libllama.so lacks the present marker {marker}"));
+        }
+    }
+    for marker in bitnet::ABSENT_MARKERS {
+        if exported(&llama, marker) {
+            problems.push(format!("libllama.so exports the absent marker {marker}"));
+        }
+    }
+    for marker in bitnet::GGML_PRESENT_MARKERS {
+        if !exported(&ggml, marker) {
+            problems.push(format!("libggml.so lacks the marker {marker}"));
+        }
+    }
+    println!(
+        "{isa}: {} llama and {} ggml entries resolved from {}",
+        bitnet::LlamaFunctions::SIGNATURES.len(),
+        bitnet::GgmlFunctions::SIGNATURES.len(),
+        dir.display()
+    );
+    // llama.cpp keeps state in the libraries; never unmap them.
+    llama.leak();
+    ggml.leak();
+    assert!(
+        problems.is_empty(),
+        "the {isa} BitNet variant:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+// One child process per variant: both variants' libggml.so have the same soname, so a second
+// libllama.so in the same process would bind to the first libggml.so.
+child_cases! {
+    fn bitnet_avx2_variant_resolves_the_tables() {
+        bitnet_variant_resolves("avx2");
+    }
+    fn bitnet_avx512_variant_resolves_the_tables() {
+        bitnet_variant_resolves("avx512");
+    }
 }

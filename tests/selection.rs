@@ -63,6 +63,7 @@ fn options(hardware: HardwareProfile) -> SelectOptions {
         hardware,
         smoke_test: None,
         fallback: true,
+        family: gguf_loader::loader::Family::Upstream,
     }
 }
 
@@ -303,15 +304,50 @@ fn gpus_can_be_disabled_and_variants_forced_or_preferred() {
     );
 }
 
+/// The BitNet fork's builds serve BitNet models only: an upstream model skips them (with the
+/// reason), a BitNet model skips upstream's, picks the widest build the CPU runs, and names
+/// the missing features of the others; `bitnet-gpu` is declared, not provided.
 #[test]
-fn bitnet_is_declared_but_not_loadable_yet() {
-    let hw = profile("linux", cpu("x86_64", &[HASWELL]), vec![], no_cuda());
-    let ranked = rank(&options(hw));
-    let bitnet = ranked
+fn bitnet_builds_are_ranked_by_model_family_and_isa() {
+    let haswell = profile("linux", cpu("x86_64", &[HASWELL]), vec![], no_cuda());
+    let upstream = rank(&options(haswell.clone()));
+    let bitnet_avx2 = upstream
         .iter()
-        .find(|c| c.variant.name() == "bitnet-cpu")
+        .find(|c| c.variant.name() == "bitnet-cpu-avx2")
         .expect("declared");
-    assert!(bitnet.verdict.as_ref().unwrap_err().contains("BitNet"));
+    assert!(
+        bitnet_avx2
+            .verdict
+            .as_ref()
+            .unwrap_err()
+            .contains("BitNet models"),
+        "{:?}",
+        bitnet_avx2.verdict
+    );
+    let mut opts = options(haswell);
+    opts.family = gguf_loader::loader::Family::BitNet;
+    let (chosen, rejected) = pick(&opts);
+    assert_eq!(chosen, "bitnet-cpu-avx2");
+    assert!(reason(&rejected, "bitnet-cpu-avx512").contains("Avx512F"));
+    assert!(reason(&rejected, "cpu-haswell").contains("BitNet-fork model"));
+    assert!(reason(&rejected, "bitnet-gpu").contains("TQ2_0"));
+
+    let mut skylake = options(profile(
+        "linux",
+        cpu("x86_64", &[HASWELL, AVX512]),
+        vec![],
+        no_cuda(),
+    ));
+    skylake.family = gguf_loader::loader::Family::BitNet;
+    assert_eq!(pick(&skylake).0, "bitnet-cpu-avx512");
+    // `bitnet-cpu` forces the best build, also for an upstream model.
+    skylake.family = gguf_loader::loader::Family::Upstream;
+    skylake.force = Some("bitnet-cpu".into());
+    let forced = rank(&skylake);
+    assert_eq!(forced.len(), 1);
+    assert_eq!(forced[0].variant.name(), "bitnet-cpu-avx512");
+    assert!(forced[0].verdict.is_ok());
+    gguf_loader::loader::select::check_name("GGUF_BACKEND", "bitnet-cpu").unwrap();
 }
 
 #[test]

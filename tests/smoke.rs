@@ -119,6 +119,7 @@ fn forgetful_options(fake_dir: &Path, smoke: SmokeTest) -> SelectOptions {
         hardware,
         smoke_test: Some(smoke),
         fallback: true,
+        family: gguf_loader::loader::Family::Upstream,
     }
 }
 

@@ -372,6 +372,7 @@ child_cases! {
             hardware,
             smoke_test: None,
             fallback: true,
+            family: gguf_loader::loader::Family::Upstream,
         };
         let selection = load_best(&options).expect("falls back to the CPU");
         assert_eq!(

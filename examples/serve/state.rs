@@ -80,7 +80,7 @@ impl Loaded {
         let template = match ChatTemplate::from_model(&model) {
             Ok(template) => Template::Model(Box::new(template)),
             Err(error) => {
-                let names = builtin_template_names(model.library());
+                let names = builtin_template_names(model.library()).unwrap_or_default();
                 let arch = model.architecture().to_string();
                 let name = if arch.starts_with("gemma") && names.iter().any(|n| n == "gemma") {
                     "gemma".to_string()

@@ -10,21 +10,25 @@ use crate::loader::LlamaLibrary;
 
 /// The names of llama.cpp's built-in chat templates (`chatml`, `llama3`, `gemma`, ...), sorted
 /// as the library lists them.
+///
+/// # Errors
+/// `Unsupported` with the BitNet fork, which cannot list them (its
+/// [`apply_builtin`] still knows `chatml`, `llama2`, `llama3`, `gemma`, `phi3`, ...).
 #[doc(alias = "llama_chat_builtin_templates")]
-pub fn builtin_template_names(library: &LlamaLibrary) -> Vec<String> {
+pub fn builtin_template_names(library: &LlamaLibrary) -> Result<Vec<String>> {
     let api = Api::of(library);
     // SAFETY: with `len` 0 the function writes nothing (it copies min(len, count) pointers)
     // and returns the count.
-    let count = unsafe { api.chat_builtin_templates(std::ptr::null_mut(), 0) };
+    let count = unsafe { api.chat_builtin_templates(std::ptr::null_mut(), 0) }?;
     let mut names = vec![std::ptr::null(); usize::try_from(count).unwrap_or(0)];
     // SAFETY: `names` has room for `names.len()` pointers, the most the function writes.
-    let written = unsafe { api.chat_builtin_templates(names.as_mut_ptr(), names.len()) };
+    let written = unsafe { api.chat_builtin_templates(names.as_mut_ptr(), names.len()) }?;
     let written = usize::try_from(written).unwrap_or(0).min(names.len());
-    names[..written]
+    Ok(names[..written]
         .iter()
         // SAFETY: each pointer is NULL or a static, NUL-terminated string of the library.
         .filter_map(|&name| unsafe { strings::owned(name) })
-        .collect()
+        .collect())
 }
 
 /// Formats `messages` with llama.cpp's built-in template `name` (one of

@@ -97,9 +97,9 @@ impl Context {
                 // SAFETY: a live context used from this thread only (&mut self); the batch was
                 // validated for this pass and its arrays hold `n_tokens` entries that live for
                 // the call.
-                Pass::Decode => unsafe { api.decode(ctx, arrays.to_c()) },
+                Pass::Decode => unsafe { api.decode(ctx, arrays) },
                 // SAFETY: as above; the model has an encoder and the batch fits n_ubatch.
-                Pass::Encode => unsafe { api.encode(ctx, arrays.to_c()) },
+                Pass::Encode => unsafe { api.encode(ctx, arrays) },
             })
         };
         self.finish_compute(code)?;

@@ -44,7 +44,7 @@ impl Context {
     /// Smallest position stored for `seq_id` (`None` when empty).
     ///
     /// # Errors
-    /// [`Error::SequenceOutOfRange`].
+    /// [`Error::SequenceOutOfRange`]; `Unsupported` with the BitNet fork, which cannot tell.
     #[doc(alias = "llama_memory_seq_pos_min")]
     pub fn memory_pos_min(&self, seq_id: i32) -> Result<Option<i32>> {
         self.check_seq(seq_id)?;
@@ -52,7 +52,7 @@ impl Context {
             return Ok(None);
         };
         // SAFETY: a live memory handle; seq_id in range.
-        let pos = unsafe { self.api().memory_seq_pos_min(memory, seq_id) };
+        let pos = unsafe { self.api().memory_seq_pos_min(memory, seq_id) }?;
         Ok((pos >= 0).then_some(pos))
     }
 

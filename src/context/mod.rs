@@ -153,7 +153,7 @@ impl Context {
             let _registry = crate::loader::rpc::registry_read();
             // SAFETY: a live model with weights; validated parameters laid over llama.cpp's
             // defaults; the abort state outlives the context (dropped after llama_free).
-            unsafe { api.init_from_model(model.raw(), raw_params) }
+            unsafe { api.init_from_model(model.raw(), &raw_params) }
         };
         let ctx = NonNull::new(ctx).ok_or(Error::Null {
             function: "llama_init_from_model",

@@ -2,7 +2,6 @@
 
 use super::Context;
 use crate::error::{Error, Result};
-use crate::ffi::params::perf_from_c;
 
 /// Timing counters of a context.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -57,7 +56,7 @@ impl Context {
     #[doc(alias = "llama_perf_context")]
     pub fn perf(&self) -> Perf {
         // SAFETY: a live context; returns a struct by value.
-        perf_from_c(unsafe { self.api().perf_context(self.raw.as_ptr()) })
+        unsafe { self.api().perf_context(self.raw.as_ptr()) }
     }
 
     /// Resets the performance counters.

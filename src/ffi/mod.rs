@@ -4,8 +4,8 @@
 //! `sys` generation: they hold the opaque handle types of this module, call the methods of
 //! [`Api`], and hand Rust-side parameter structs to the converters in [`params`]. Only this
 //! module (and the loader) know which ABI generation was loaded and how its C structs look, so
-//! a second generation (the 2024 BitNet fork) is added here, beside [`upstream`], without
-//! touching the call sites.
+//! the second generation (the 2024 BitNet fork, [`bitnet`]) lives here beside upstream's
+//! forwarding ([`api`]) without the call sites knowing which one runs.
 //!
 //! The module also owns the FFI idioms that every wrapper needs once (leaf modules with no
 //! dependency on the rest of the crate, so the loader uses the same C-string rule):
@@ -17,13 +17,14 @@
 //! C function's preconditions (documented per method where they go beyond "live handles") are
 //! met. Those preconditions are checked in Rust before the call; this module does no checking.
 
+mod api;
+mod bitnet;
 pub(crate) mod buffers;
 pub(crate) mod codes;
 pub(crate) mod params;
 pub(crate) mod strings;
-mod upstream;
 
-pub(crate) use upstream::Api;
+pub(crate) use api::{Api, Tables};
 
 /// Opaque handle types shared by every ABI generation (pointers to them are only passed back).
 pub(crate) use crate::sys::upstream::{
@@ -31,7 +32,8 @@ pub(crate) use crate::sys::upstream::{
     llama_sampler as RawSampler, llama_vocab as RawVocab,
 };
 
-/// One candidate of a sampling step, laid out as the C `llama_token_data` of every generation.
+/// One candidate of a sampling step, laid out as the C `llama_token_data` of every generation
+/// (tests/layout.rs checks both).
 pub(crate) use crate::sys::upstream::llama_token_data as TokenData;
 /// The candidate array of a sampling step (`llama_token_data_array`).
 pub(crate) use crate::sys::upstream::llama_token_data_array as TokenDataArray;
@@ -48,11 +50,6 @@ pub(crate) use crate::sys::upstream::llama_chat_message as ChatMessageC;
 /// A `(token, bias)` pair as `llama_sampler_init_logit_bias` takes it.
 pub(crate) use crate::sys::upstream::llama_logit_bias as LogitBias;
 
-/// `llama_sampler_chain_params`.
-pub(crate) fn chain_params(no_perf: bool) -> crate::sys::upstream::llama_sampler_chain_params {
-    crate::sys::upstream::llama_sampler_chain_params { no_perf }
-}
-
 /// The loaded generation's model file types (`llama_ftype`), for `Model::quantize`.
 pub(crate) mod ftype {
     pub(crate) use crate::sys::upstream::{
@@ -60,7 +57,8 @@ pub(crate) mod ftype {
         LLAMA_FTYPE_MOSTLY_Q3_K_M, LLAMA_FTYPE_MOSTLY_Q4_0, LLAMA_FTYPE_MOSTLY_Q4_1,
         LLAMA_FTYPE_MOSTLY_Q4_K_M, LLAMA_FTYPE_MOSTLY_Q4_K_S, LLAMA_FTYPE_MOSTLY_Q5_0,
         LLAMA_FTYPE_MOSTLY_Q5_1, LLAMA_FTYPE_MOSTLY_Q5_K_M, LLAMA_FTYPE_MOSTLY_Q5_K_S,
-        LLAMA_FTYPE_MOSTLY_Q6_K, LLAMA_FTYPE_MOSTLY_Q8_0,
+        LLAMA_FTYPE_MOSTLY_Q6_K, LLAMA_FTYPE_MOSTLY_Q8_0, LLAMA_FTYPE_MOSTLY_TQ1_0,
+        LLAMA_FTYPE_MOSTLY_TQ2_0,
     };
 }
 

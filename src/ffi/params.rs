@@ -3,17 +3,28 @@
 
 use std::ffi::{c_char, c_void};
 
+use super::api::Tables;
 use super::Api;
 use crate::context::params::{CacheType, FlashAttention, Pooling};
 use crate::model::params::{MetadataValue, SplitMode};
+use crate::sys::bitnet as fork;
 use crate::sys::upstream::{
     self as sys, llama_batch, llama_context_params, llama_model_kv_override,
-    llama_model_kv_override_value, llama_model_params, llama_perf_context_data,
+    llama_model_kv_override_value, llama_model_params,
 };
+
+/// The loaded generation's `llama_model_params`.
+#[derive(Clone, Copy)]
+pub(crate) enum ModelParamsRaw {
+    /// Upstream's struct.
+    Upstream(llama_model_params),
+    /// The fork's struct.
+    Bitnet(fork::llama_model_params),
+}
 
 /// `llama_model_params` with the storage its pointers refer to.
 pub(crate) struct ModelParamsC {
-    raw: llama_model_params,
+    raw: ModelParamsRaw,
     _devices: Vec<super::RawDevice>,
     _tensor_split: Vec<f32>,
     _overrides: Vec<llama_model_kv_override>,
@@ -39,38 +50,13 @@ pub(crate) struct ModelLoadSettings<'a> {
 }
 
 impl ModelParamsC {
-    /// Lays `settings` out over llama.cpp's defaults.
-    pub(crate) fn new(api: Api<'_>, settings: ModelLoadSettings<'_>) -> Self {
-        // SAFETY: returns a struct by value; the ABI was verified at load.
-        let mut raw = unsafe { api.model_default_params() };
-        raw.n_gpu_layers = settings.n_gpu_layers;
-        raw.main_gpu = settings.main_gpu;
-        raw.split_mode = match settings.split_mode {
-            SplitMode::None => sys::LLAMA_SPLIT_MODE_NONE,
-            SplitMode::Layer => sys::LLAMA_SPLIT_MODE_LAYER,
-            SplitMode::Row => sys::LLAMA_SPLIT_MODE_ROW,
-        };
-        raw.load_mode = match (settings.use_mmap, settings.use_mlock) {
-            (true, true) => sys::LLAMA_LOAD_MODE_MMAP_MLOCK,
-            (true, false) => sys::LLAMA_LOAD_MODE_MMAP,
-            (false, true) => sys::LLAMA_LOAD_MODE_MLOCK,
-            (false, false) => sys::LLAMA_LOAD_MODE_NONE,
-        };
-        raw.vocab_only = settings.vocab_only;
-        raw.check_tensors = settings.check_tensors;
-        raw.use_extra_bufts = settings.extra_buffer_types;
-        let devices = match settings.devices {
-            Some(mut list) => {
-                list.push(std::ptr::null_mut());
-                raw.devices = list.as_mut_ptr();
-                list
-            }
-            None => Vec::new(),
-        };
+    /// Lays `settings` out over llama.cpp's defaults, as the generation of `api` declares them.
+    ///
+    /// # Errors
+    /// `Unsupported` when the fork is asked for what its struct cannot say (an explicit device
+    /// list).
+    pub(crate) fn new(api: Api<'_>, settings: ModelLoadSettings<'_>) -> crate::Result<Self> {
         let tensor_split = settings.tensor_split;
-        if !tensor_split.is_empty() {
-            raw.tensor_split = tensor_split.as_ptr();
-        }
         let overrides = if settings.overrides.is_empty() {
             Vec::new()
         } else {
@@ -79,15 +65,74 @@ impl ModelParamsC {
             list.push(empty_override());
             list
         };
-        if !overrides.is_empty() {
-            raw.kv_overrides = overrides.as_ptr();
-        }
-        ModelParamsC {
+        let mut devices = Vec::new();
+        let raw = match api.tables {
+            Tables::Upstream(t) => {
+                // SAFETY: returns a struct by value; the ABI was verified at load.
+                let mut raw = unsafe { (t.llama_model_default_params)() };
+                raw.n_gpu_layers = settings.n_gpu_layers;
+                raw.main_gpu = settings.main_gpu;
+                raw.split_mode = match settings.split_mode {
+                    SplitMode::None => sys::LLAMA_SPLIT_MODE_NONE,
+                    SplitMode::Layer => sys::LLAMA_SPLIT_MODE_LAYER,
+                    SplitMode::Row => sys::LLAMA_SPLIT_MODE_ROW,
+                };
+                raw.load_mode = match (settings.use_mmap, settings.use_mlock) {
+                    (true, true) => sys::LLAMA_LOAD_MODE_MMAP_MLOCK,
+                    (true, false) => sys::LLAMA_LOAD_MODE_MMAP,
+                    (false, true) => sys::LLAMA_LOAD_MODE_MLOCK,
+                    (false, false) => sys::LLAMA_LOAD_MODE_NONE,
+                };
+                raw.vocab_only = settings.vocab_only;
+                raw.check_tensors = settings.check_tensors;
+                raw.use_extra_bufts = settings.extra_buffer_types;
+                if let Some(mut list) = settings.devices {
+                    list.push(std::ptr::null_mut());
+                    raw.devices = list.as_mut_ptr();
+                    devices = list;
+                }
+                if !tensor_split.is_empty() {
+                    raw.tensor_split = tensor_split.as_ptr();
+                }
+                if !overrides.is_empty() {
+                    raw.kv_overrides = overrides.as_ptr();
+                }
+                ModelParamsRaw::Upstream(raw)
+            }
+            Tables::Bitnet(t) => {
+                if settings.devices.is_some() {
+                    return Err(super::api::unsupported("llama_model_params.devices"));
+                }
+                // SAFETY: returns a struct by value; the ABI was verified at load.
+                let mut raw = unsafe { (t.llama_model_default_params)() };
+                raw.n_gpu_layers = settings.n_gpu_layers;
+                raw.main_gpu = settings.main_gpu;
+                raw.split_mode = match settings.split_mode {
+                    SplitMode::None => fork::LLAMA_SPLIT_MODE_NONE,
+                    SplitMode::Layer => fork::LLAMA_SPLIT_MODE_LAYER,
+                    SplitMode::Row => fork::LLAMA_SPLIT_MODE_ROW,
+                };
+                raw.use_mmap = settings.use_mmap;
+                raw.use_mlock = settings.use_mlock;
+                raw.vocab_only = settings.vocab_only;
+                raw.check_tensors = settings.check_tensors;
+                if !tensor_split.is_empty() {
+                    raw.tensor_split = tensor_split.as_ptr();
+                }
+                if !overrides.is_empty() {
+                    // The override struct is declared alike in both generations (checked by
+                    // tests/layout.rs for each).
+                    raw.kv_overrides = overrides.as_ptr().cast();
+                }
+                ModelParamsRaw::Bitnet(raw)
+            }
+        };
+        Ok(ModelParamsC {
             raw,
             _devices: devices,
             _tensor_split: tensor_split,
             _overrides: overrides,
-        }
+        })
     }
 
     /// Installs a progress callback.
@@ -96,12 +141,20 @@ impl ModelParamsC {
         callback: unsafe extern "C" fn(f32, *mut c_void) -> bool,
         data: *mut c_void,
     ) {
-        self.raw.progress_callback = Some(callback);
-        self.raw.progress_callback_user_data = data;
+        match &mut self.raw {
+            ModelParamsRaw::Upstream(raw) => {
+                raw.progress_callback = Some(callback);
+                raw.progress_callback_user_data = data;
+            }
+            ModelParamsRaw::Bitnet(raw) => {
+                raw.progress_callback = Some(callback);
+                raw.progress_callback_user_data = data;
+            }
+        }
     }
 
     /// The struct to pass (valid while `self` lives).
-    pub(crate) fn raw(&self) -> llama_model_params {
+    pub(crate) fn raw(&self) -> ModelParamsRaw {
         self.raw
     }
 }
@@ -172,14 +225,30 @@ pub(crate) struct ContextSettings {
 
 /// llama.cpp's default context parameters (to read its defaults before deciding).
 pub(crate) fn context_defaults(api: Api<'_>) -> ContextDefaults {
-    // SAFETY: returns a struct by value; ABI verified.
-    let raw = unsafe { api.context_default_params() };
-    ContextDefaults {
-        n_batch: raw.n_batch,
-        n_ubatch: raw.n_ubatch,
-        n_seq_max: raw.n_seq_max,
-        kv_unified: raw.kv_unified,
-        embeddings: raw.embeddings,
+    match api.tables {
+        Tables::Upstream(t) => {
+            // SAFETY: returns a struct by value; ABI verified.
+            let raw = unsafe { (t.llama_context_default_params)() };
+            ContextDefaults {
+                n_batch: raw.n_batch,
+                n_ubatch: raw.n_ubatch,
+                n_seq_max: raw.n_seq_max,
+                kv_unified: raw.kv_unified,
+                embeddings: raw.embeddings,
+            }
+        }
+        Tables::Bitnet(t) => {
+            // SAFETY: as above.
+            let raw = unsafe { (t.llama_context_default_params)() };
+            ContextDefaults {
+                n_batch: raw.n_batch,
+                n_ubatch: raw.n_ubatch,
+                n_seq_max: raw.n_seq_max,
+                // The fork's KV cache is always one buffer shared by every sequence.
+                kv_unified: true,
+                embeddings: raw.embeddings,
+            }
+        }
     }
 }
 
@@ -193,15 +262,101 @@ pub(crate) struct ContextDefaults {
     pub(crate) embeddings: bool,
 }
 
+/// The loaded generation's `llama_context_params`.
+#[derive(Clone, Copy)]
+pub(crate) enum ContextParamsRaw {
+    /// Upstream's struct.
+    Upstream(llama_context_params),
+    /// The fork's struct.
+    Bitnet(fork::llama_context_params),
+}
+
+/// `llama_context_params` for the loaded generation (it holds no pointers into Rust storage
+/// but the abort callback's data, which the caller keeps alive).
+pub(crate) struct ContextParamsC {
+    raw: ContextParamsRaw,
+}
+
+impl ContextParamsC {
+    /// The struct to pass.
+    pub(crate) fn raw(&self) -> ContextParamsRaw {
+        self.raw
+    }
+}
+
 /// Lays `settings` out over llama.cpp's defaults, with the abort callback installed.
 pub(crate) fn context_params(
     api: Api<'_>,
     s: &ContextSettings,
     abort: unsafe extern "C" fn(*mut c_void) -> bool,
     abort_data: *mut c_void,
+) -> ContextParamsC {
+    let raw = match api.tables {
+        Tables::Upstream(t) => {
+            // SAFETY: returns a struct by value; ABI verified.
+            let raw = unsafe { (t.llama_context_default_params)() };
+            ContextParamsRaw::Upstream(upstream_context_params(raw, s, abort, abort_data))
+        }
+        Tables::Bitnet(t) => {
+            // SAFETY: as above.
+            let mut raw = unsafe { (t.llama_context_default_params)() };
+            raw.n_ctx = s.n_ctx;
+            raw.n_batch = s.n_batch;
+            raw.n_ubatch = s.n_ubatch;
+            raw.n_seq_max = s.n_seq_max;
+            raw.n_threads = s.n_threads;
+            raw.n_threads_batch = s.n_threads_batch;
+            if let Some(v) = s.flash_attention {
+                // The fork has an on/off switch: "auto" keeps it off, its default.
+                raw.flash_attn = matches!(v, FlashAttention::Enabled);
+            }
+            if let Some(v) = s.embeddings {
+                raw.embeddings = v;
+            }
+            if let Some(v) = s.pooling {
+                // The pooling enums have the same values in both generations.
+                raw.pooling_type = pooling_to_c(v);
+            }
+            if let Some(v) = s.rope_freq_base {
+                raw.rope_freq_base = v;
+            }
+            if let Some(v) = s.rope_freq_scale {
+                raw.rope_freq_scale = v;
+            }
+            if let Some(v) = s.yarn_ext_factor {
+                raw.yarn_ext_factor = v;
+            }
+            if let Some(v) = s.yarn_orig_ctx {
+                raw.yarn_orig_ctx = v;
+            }
+            if let Some(v) = s.type_k {
+                raw.type_k = cache_type_to_c(v);
+            }
+            if let Some(v) = s.type_v {
+                raw.type_v = cache_type_to_c(v);
+            }
+            if let Some(v) = s.offload_kqv {
+                raw.offload_kqv = v;
+            }
+            if let Some(v) = s.no_perf {
+                raw.no_perf = v;
+            }
+            // op_offload and kv_unified have no counterpart: the fork offloads as it always
+            // did and shares one KV buffer between sequences.
+            raw.abort_callback = Some(abort);
+            raw.abort_callback_data = abort_data;
+            ContextParamsRaw::Bitnet(raw)
+        }
+    };
+    ContextParamsC { raw }
+}
+
+fn upstream_context_params(
+    mut raw: llama_context_params,
+    s: &ContextSettings,
+    abort: unsafe extern "C" fn(*mut c_void) -> bool,
+    abort_data: *mut c_void,
 ) -> llama_context_params {
-    // SAFETY: returns a struct by value; ABI verified.
-    let mut raw = unsafe { api.context_default_params() };
     raw.n_ctx = s.n_ctx;
     raw.n_batch = s.n_batch;
     raw.n_ubatch = s.n_ubatch;
@@ -290,13 +445,19 @@ fn cache_type_to_c(cache: CacheType) -> sys::ggml_type {
 }
 
 /// Performance counters, generation-neutral.
-pub(crate) fn perf_from_c(data: llama_perf_context_data) -> crate::context::Perf {
+pub(crate) fn perf(
+    load_ms: f64,
+    prompt_ms: f64,
+    prompt_tokens: i32,
+    eval_ms: f64,
+    eval_tokens: i32,
+) -> crate::context::Perf {
     crate::context::Perf {
-        load_ms: data.t_load_ms,
-        prompt_ms: data.t_p_eval_ms,
-        prompt_tokens: data.n_p_eval,
-        eval_ms: data.t_eval_ms,
-        eval_tokens: data.n_eval,
+        load_ms,
+        prompt_ms,
+        prompt_tokens,
+        eval_ms,
+        eval_tokens,
     }
 }
 

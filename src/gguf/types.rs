@@ -45,9 +45,10 @@ pub const UPSTREAM_TYPES: &[(u32, &str, u64, u64)] = &[
     (42, "Q2_0", 128, 34),
 ];
 
-/// Type ids of Microsoft's BitNet fork (I2_S, TL1, TL2), which reuse numbers upstream gives to
-/// other types or leaves unassigned.
-pub const BITNET_TYPES: &[(u32, &str)] = &[(36, "I2_S"), (37, "TL1"), (38, "TL2")];
+/// Type ids of Microsoft's BitNet fork (I2_S, I8_S, TL1, TL2, as its ggml.h numbers them),
+/// which reuse numbers upstream gives to other types (39 is upstream's MXFP4) or leaves
+/// unassigned.
+pub const BITNET_TYPES: &[(u32, &str)] = &[(36, "I2_S"), (37, "I8_S"), (38, "TL1"), (39, "TL2")];
 
 impl TensorType {
     /// Upstream name, block size and block bytes, if upstream knows the id.

@@ -1,10 +1,57 @@
 //! ABI verification: before any call that passes a struct, the libraries must report the pinned
-//! versions and carry the pinned header's symbol fingerprint.
+//! versions and carry the pinned header's symbol fingerprint. Each ABI generation accepts only
+//! its own builds: upstream checks `ggml_version()`, `llama_version()` and its fingerprint; the
+//! BitNet fork (no version functions) checks its own fingerprints, and a build that reports a
+//! version is refused naming it.
 
 use std::ffi::{c_char, CStr};
 
 use crate::error::LoadError;
-use crate::sys::{upstream, SymbolSource};
+use crate::sys::{bitnet, upstream, SymbolSource};
+
+/// The ABI generations this crate can call (each has its `sys` module).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AbiGeneration {
+    /// The pinned upstream llama.h (`llama-cpp-sys-2 0.1.161`: llama.cpp 0.6.0-dev, ggml
+    /// 0.26.0).
+    Upstream,
+    /// Microsoft's BitNet fork (bitnet.cpp, October 2024; `bitnet-cpp-sys 0.0.5`, llama.cpp
+    /// build 3947): the old llama.h, I2_S kernels.
+    BitNet2024,
+}
+
+impl AbiGeneration {
+    /// A short name (`upstream`, `bitnet-2024`), as manifests record it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AbiGeneration::Upstream => "upstream",
+            AbiGeneration::BitNet2024 => crate::loader::manifest::ABI_BITNET_2024,
+        }
+    }
+
+    /// The version string its libraries report (the fork reports none: the pinned tag).
+    pub fn llama_version(self) -> &'static str {
+        match self {
+            AbiGeneration::Upstream => upstream::LLAMA_VERSION,
+            AbiGeneration::BitNet2024 => bitnet::FORK_VERSION,
+        }
+    }
+
+    /// The source its tables mirror.
+    pub fn source(self) -> &'static str {
+        match self {
+            AbiGeneration::Upstream => upstream::SOURCE,
+            AbiGeneration::BitNet2024 => bitnet::SOURCE,
+        }
+    }
+}
+
+impl std::fmt::Display for AbiGeneration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Symbols that the pinned llama.h added recently: a build without them is older.
 #[doc(hidden)]
@@ -140,4 +187,72 @@ fn missing_as_mismatch(error: LoadError, check: &str, expected: &str) -> LoadErr
         },
         other => other,
     }
+}
+
+/// What a library says of its version, for errors: `llama_version()` / `ggml_version()` when
+/// exported (they take no arguments, so any build can be asked), else "no version function".
+fn reported_version(source: &dyn SymbolSource) -> String {
+    for symbol in [c"llama_version", c"ggml_version"] {
+        if source.lookup(symbol).is_some() {
+            if let Ok(v) = call_version(source, symbol) {
+                return format!("{}() = {v}", symbol.to_string_lossy());
+            }
+        }
+    }
+    String::from("no version function")
+}
+
+/// Checks that `ggml` (the fork's single libggml) and `llama` are the BitNet fork's build of
+/// [`bitnet::SOURCE`]: no version functions, the fork's I2_S kernel symbols in libggml, and the
+/// fork generation's llama.h fingerprint.
+///
+/// # Errors
+/// `AbiMismatch` naming the library, what it reports (an upstream build names its version)
+/// and the first fingerprint difference.
+pub fn verify_bitnet(ggml: &dyn SymbolSource, llama: &dyn SymbolSource) -> Result<(), LoadError> {
+    let lookup = |source: &dyn SymbolSource, name: &str| {
+        let name = std::ffi::CString::new(name).expect("marker names have no NUL");
+        source.lookup(&name).is_some()
+    };
+    let expected = format!(
+        "the BitNet fork's build ({}, {})",
+        bitnet::SOURCE,
+        bitnet::FORK_VERSION
+    );
+    for (source, present, absent) in [
+        (
+            ggml,
+            bitnet::GGML_PRESENT_MARKERS,
+            &["ggml_version", "ggml_backend_load"][..],
+        ),
+        (llama, bitnet::PRESENT_MARKERS, bitnet::ABSENT_MARKERS),
+    ] {
+        let missing: Vec<&str> = present
+            .iter()
+            .copied()
+            .filter(|s| !lookup(source, s))
+            .collect();
+        let unexpected: Vec<&str> = absent
+            .iter()
+            .copied()
+            .filter(|s| lookup(source, s))
+            .collect();
+        if missing.is_empty() && unexpected.is_empty() {
+            continue;
+        }
+        let mut found = vec![reported_version(source)];
+        if !missing.is_empty() {
+            found.push(format!("lacks {}", missing.join(", ")));
+        }
+        if !unexpected.is_empty() {
+            found.push(format!("exports {}", unexpected.join(", ")));
+        }
+        return Err(LoadError::AbiMismatch {
+            path: source.path().to_path_buf(),
+            check: "BitNet fork fingerprint".into(),
+            found: found.join("; "),
+            expected,
+        });
+    }
+    Ok(())
 }

@@ -20,8 +20,10 @@ impl LlamaLibrary {
     /// `AMX`, ...); empty when the backend exports none.
     #[doc(alias = "ggml_backend_dev_get_extra_bufts")]
     pub fn cpu_extra_buffer_types(&self) -> Vec<String> {
-        let ggml = self.ggml();
-        let base = self.ggml_base();
+        let (Some(ggml), Some(base)) = (self.ggml(), self.ggml_base()) else {
+            // The BitNet fork's CPU backend has no extra buffer types.
+            return Vec::new();
+        };
         let name = c"CPU";
         let _read = crate::loader::rpc::registry_read();
         // SAFETY: a NUL-terminated name; the registry lookup returns NULL when absent.

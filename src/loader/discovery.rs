@@ -7,14 +7,16 @@
 //! 4. the provisioning cache: `$GGUF_LOADER_CACHE/variants` (default
 //!    `$XDG_CACHE_HOME/gguf-loader/variants`, else `~/.cache/gguf-loader/variants`).
 //!
-//! A variant directory holds `libllama`, `libggml`, `libggml-base` and backend plugins; a
+//! A variant directory holds `libllama`, `libggml`, `libggml-base` and backend plugins (the
+//! BitNet fork's: `libllama` and `libggml` only); a
 //! `manifest.json` is optional (an official release or a user's own cmake build has none, and its
 //! kind is then inferred from the plugins present).
 
 use std::path::{Path, PathBuf};
 
 use crate::error::LoadError;
-use crate::loader::manifest::Manifest;
+use crate::loader::abi::AbiGeneration;
+use crate::loader::manifest::{Manifest, ABI_BITNET_2024};
 use crate::loader::variant::{AuxBackend, Backend, VariantKind};
 
 /// Environment variable naming a directory of variant directories (or one variant directory).
@@ -25,7 +27,7 @@ pub const CACHE_ENV: &str = "GGUF_LOADER_CACHE";
 /// The three core libraries of a variant directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CoreLibraries {
-    /// `libggml-base`
+    /// `libggml-base` (for the BitNet fork, whose `libggml` holds everything: `libggml`)
     pub ggml_base: PathBuf,
     /// `libggml`
     pub ggml: PathBuf,
@@ -49,6 +51,10 @@ pub struct VariantDirectory {
     pub cpu_modules: Vec<String>,
     /// The core libraries.
     pub libraries: CoreLibraries,
+    /// The ABI generation the directory declares (its manifest's `abi`), or, without a
+    /// manifest, the BitNet fork when it has no `libggml-base` (the loader's ABI check has the
+    /// last word either way).
+    pub abi: AbiGeneration,
 }
 
 fn platform_library_name(stem: &str) -> String {
@@ -143,12 +149,24 @@ impl VariantDirectory {
                 searched: vec![dir.to_path_buf()],
             })
         };
+        let manifest = Manifest::read(dir)?;
+        let abi = match manifest.as_ref().and_then(|m| m.abi.as_deref()) {
+            Some(ABI_BITNET_2024) => AbiGeneration::BitNet2024,
+            Some(_) => AbiGeneration::Upstream,
+            None if manifest.is_none() && find_library(dir, "ggml-base").is_none() => {
+                AbiGeneration::BitNet2024
+            }
+            None => AbiGeneration::Upstream,
+        };
+        let ggml = find("ggml")?;
         let libraries = CoreLibraries {
-            ggml_base: find("ggml-base")?,
-            ggml: find("ggml")?,
+            ggml_base: match abi {
+                AbiGeneration::Upstream => find("ggml-base")?,
+                AbiGeneration::BitNet2024 => ggml.clone(),
+            },
+            ggml,
             llama: find("llama")?,
         };
-        let manifest = Manifest::read(dir)?;
         let mut cpu_modules = Vec::new();
         let (prefix, suffix) = plugin_affixes();
         let cpu_prefix = format!("{prefix}{}-", Backend::Cpu.plugin_stem());
@@ -180,10 +198,15 @@ impl VariantDirectory {
             .find(|b| b.kind() == VariantKind::Gpu)
             .unwrap_or(Backend::Cpu);
         backends.sort();
-        let kind = match &manifest {
-            Some(m) => m.name.clone(),
-            None => inferred.name().to_string(),
+        let kind = match (&manifest, abi) {
+            (Some(m), _) => m.name.clone(),
+            (None, AbiGeneration::BitNet2024) => "bitnet-cpu".to_string(),
+            (None, AbiGeneration::Upstream) => inferred.name().to_string(),
         };
+        if abi == AbiGeneration::BitNet2024 && backends.is_empty() {
+            // The fork's libggml has the CPU backend built in.
+            backends.push(Backend::Cpu);
+        }
         if let Some(m) = &manifest {
             for lib in [&libraries.ggml_base, &libraries.ggml, &libraries.llama] {
                 let name = lib
@@ -206,6 +229,7 @@ impl VariantDirectory {
             backends,
             cpu_modules,
             libraries,
+            abi,
         })
     }
 }

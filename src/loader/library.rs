@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use crate::error::LoadError;
 use crate::loader::discovery::{cpu_module_path, VariantDirectory};
 use crate::loader::raw::RawLibrary;
+use crate::loader::AbiGeneration;
 use crate::loader::{abi, log as llama_log};
+use crate::sys::bitnet;
 use crate::sys::upstream::{
     self, ggml_backend_dev_t, GgmlBaseFunctions, GgmlFunctions, LlamaFunctions,
     GGML_BACKEND_DEVICE_TYPE_ACCEL, GGML_BACKEND_DEVICE_TYPE_CPU, GGML_BACKEND_DEVICE_TYPE_GPU,
@@ -65,13 +67,26 @@ pub struct Device {
     pub memory_total: usize,
 }
 
+/// The resolved tables of the loaded generation (one per process, so the size difference of
+/// the variants costs nothing).
+#[allow(clippy::large_enum_variant)]
+enum Tables {
+    Upstream {
+        llama: LlamaFunctions,
+        ggml: GgmlFunctions,
+        ggml_base: GgmlBaseFunctions,
+    },
+    Bitnet {
+        llama: bitnet::LlamaFunctions,
+        ggml: bitnet::GgmlFunctions,
+    },
+}
+
 struct Inner {
     directory: VariantDirectory,
     canonical: PathBuf,
     selection: PluginSelection,
-    llama: LlamaFunctions,
-    ggml: GgmlFunctions,
-    ggml_base: GgmlBaseFunctions,
+    tables: Tables,
     llama_version: String,
     ggml_version: String,
     ggml_commit: String,
@@ -163,16 +178,20 @@ impl LlamaLibrary {
             _ => {}
         }
         if let Some(manifest) = &directory.manifest {
+            let (llama_expected, ggml_expected) = match directory.abi {
+                AbiGeneration::Upstream => (upstream::LLAMA_VERSION, upstream::GGML_VERSION),
+                AbiGeneration::BitNet2024 => (bitnet::FORK_VERSION, bitnet::FORK_VERSION),
+            };
             for (check, found, expected) in [
                 (
                     "manifest llama_version",
                     &manifest.llama_version,
-                    upstream::LLAMA_VERSION,
+                    llama_expected,
                 ),
                 (
                     "manifest ggml_version",
                     &manifest.ggml_version,
-                    upstream::GGML_VERSION,
+                    ggml_expected,
                 ),
             ] {
                 if found != expected {
@@ -225,6 +244,9 @@ impl LlamaLibrary {
         canonical: PathBuf,
         selection: PluginSelection,
     ) -> Result<Self, (LoadError, bool)> {
+        if directory.abi == AbiGeneration::BitNet2024 {
+            return Self::load_bitnet(directory, canonical, selection);
+        }
         let early = |e: LoadError| (e, false);
         // SAFETY: these are the core libraries of a llama.cpp variant directory; opening them
         // runs only their C++ static constructors. Nothing is called until the versions match.
@@ -264,15 +286,76 @@ impl LlamaLibrary {
                 directory: directory.clone(),
                 canonical,
                 selection,
-                llama: llama_table,
-                ggml: ggml_table,
-                ggml_base: ggml_base_table,
+                tables: Tables::Upstream {
+                    llama: llama_table,
+                    ggml: ggml_table,
+                    ggml_base: ggml_base_table,
+                },
                 llama_version,
                 ggml_version,
                 ggml_commit,
                 plugins,
             }),
         };
+        library.finish(directory)
+    }
+
+    /// Loads the BitNet fork's build: `libggml` (CPU backend and I2_S kernels built in, no
+    /// plugins), then `libllama`; both fingerprints checked before any call.
+    fn load_bitnet(
+        directory: &VariantDirectory,
+        canonical: PathBuf,
+        selection: PluginSelection,
+    ) -> Result<Self, (LoadError, bool)> {
+        let early = |e: LoadError| (e, false);
+        if selection != PluginSelection::AllInDirectory {
+            return Err(early(LoadError::InvalidConfiguration {
+                name: "plugin selection".into(),
+                value: format!("{selection:?}"),
+                reason: "the BitNet fork's build has no backend plugins (its CPU backend is built into libggml)".into(),
+            }));
+        }
+        // SAFETY: the fork's core libraries; opening them runs only their C++ static
+        // constructors. Nothing is called until both fingerprints match.
+        let ggml = unsafe { RawLibrary::open(&directory.libraries.ggml) }.map_err(early)?;
+        // SAFETY: as above.
+        let llama = unsafe { RawLibrary::open(&directory.libraries.llama) }.map_err(early)?;
+        abi::verify_bitnet(&ggml, &llama).map_err(early)?;
+        let missing = |e: crate::sys::MissingSymbol| (LoadError::from(e), false);
+        let ggml_table = bitnet::GgmlFunctions::load(&ggml).map_err(missing)?;
+        let llama_table = bitnet::LlamaFunctions::load(&llama).map_err(missing)?;
+        ggml.leak();
+        llama.leak();
+        // SAFETY: the fork's ABI is verified; the callback is a plain function of this crate
+        // that never unwinds, written for the fork's log levels.
+        unsafe {
+            (ggml_table.ggml_log_set)(Some(llama_log::bitnet_log_callback), std::ptr::null_mut());
+            (llama_table.llama_log_set)(Some(llama_log::bitnet_log_callback), std::ptr::null_mut());
+            // No arguments; once per process (the process lock is held).
+            (llama_table.llama_backend_init)();
+        }
+        let library = LlamaLibrary {
+            inner: Arc::new(Inner {
+                directory: directory.clone(),
+                canonical,
+                selection,
+                tables: Tables::Bitnet {
+                    llama: llama_table,
+                    ggml: ggml_table,
+                },
+                llama_version: bitnet::FORK_VERSION.into(),
+                ggml_version: bitnet::FORK_VERSION.into(),
+                ggml_commit: String::new(),
+                plugins: Vec::new(),
+            }),
+        };
+        library.finish(directory)
+    }
+
+    /// The last step of a load: at least one device.
+    fn finish(self, directory: &VariantDirectory) -> Result<Self, (LoadError, bool)> {
+        let late = |e: LoadError| (e, true);
+        let library = self;
         if library.devices().is_empty() {
             return Err(late(LoadError::NoDevice {
                 variant: directory.kind.clone(),
@@ -289,19 +372,53 @@ impl LlamaLibrary {
         Ok(library)
     }
 
-    /// The raw llama.h table. Calling it is `unsafe`: the safe API is the way in.
-    pub fn llama(&self) -> &LlamaFunctions {
-        &self.inner.llama
+    /// The ABI generation of the loaded build.
+    pub fn generation(&self) -> AbiGeneration {
+        match self.inner.tables {
+            Tables::Upstream { .. } => AbiGeneration::Upstream,
+            Tables::Bitnet { .. } => AbiGeneration::BitNet2024,
+        }
     }
 
-    /// The raw libggml table.
-    pub fn ggml(&self) -> &GgmlFunctions {
-        &self.inner.ggml
+    /// The raw llama.h table of an upstream build (`None` for the BitNet fork). Calling it is
+    /// `unsafe`: the safe API is the way in.
+    pub fn llama(&self) -> Option<&LlamaFunctions> {
+        match &self.inner.tables {
+            Tables::Upstream { llama, .. } => Some(llama),
+            Tables::Bitnet { .. } => None,
+        }
     }
 
-    /// The raw libggml-base table.
-    pub fn ggml_base(&self) -> &GgmlBaseFunctions {
-        &self.inner.ggml_base
+    /// The raw llama.h table of a BitNet-fork build (`None` for upstream).
+    pub fn bitnet_llama(&self) -> Option<&bitnet::LlamaFunctions> {
+        match &self.inner.tables {
+            Tables::Bitnet { llama, .. } => Some(llama),
+            Tables::Upstream { .. } => None,
+        }
+    }
+
+    /// The raw libggml table of an upstream build.
+    pub fn ggml(&self) -> Option<&GgmlFunctions> {
+        match &self.inner.tables {
+            Tables::Upstream { ggml, .. } => Some(ggml),
+            Tables::Bitnet { .. } => None,
+        }
+    }
+
+    /// The raw libggml-base table of an upstream build.
+    pub fn ggml_base(&self) -> Option<&GgmlBaseFunctions> {
+        match &self.inner.tables {
+            Tables::Upstream { ggml_base, .. } => Some(ggml_base),
+            Tables::Bitnet { .. } => None,
+        }
+    }
+
+    /// The table the safe layer's ABI-neutral interface dispatches on.
+    pub(crate) fn tables(&self) -> crate::ffi::Tables<'_> {
+        match &self.inner.tables {
+            Tables::Upstream { llama, .. } => crate::ffi::Tables::Upstream(llama),
+            Tables::Bitnet { llama, .. } => crate::ffi::Tables::Bitnet(llama),
+        }
     }
 
     /// What `llama_version()` returned.
@@ -338,20 +455,38 @@ impl LlamaLibrary {
     #[doc(alias = "ggml_backend_reg_name")]
     pub fn backend_names(&self) -> Vec<String> {
         let _read = crate::loader::rpc::registry_read();
-        let ggml = &self.inner.ggml;
-        // SAFETY: the registry functions take no pointers; indices are below the count.
-        let count = unsafe { (ggml.ggml_backend_reg_count)() };
-        (0..count)
-            .map(|i| {
-                // SAFETY: i < count, so the registry exists; its name is a static C string.
-                unsafe {
-                    c_string((self.inner.ggml_base.ggml_backend_reg_name)((ggml
-                        .ggml_backend_reg_get)(
-                        i
-                    )))
-                }
-            })
-            .collect()
+        match &self.inner.tables {
+            Tables::Upstream {
+                ggml, ggml_base, ..
+            } => {
+                // SAFETY: the registry functions take no pointers; indices are below the count.
+                let count = unsafe { (ggml.ggml_backend_reg_count)() };
+                (0..count)
+                    .map(|i| {
+                        // SAFETY: i < count, so the registry exists; its name is a static C
+                        // string.
+                        unsafe {
+                            c_string((ggml_base.ggml_backend_reg_name)((ggml
+                                .ggml_backend_reg_get)(
+                                i
+                            )))
+                        }
+                    })
+                    .collect()
+            }
+            Tables::Bitnet { ggml, .. } => {
+                // SAFETY: as above, with the fork's registry.
+                let count = unsafe { (ggml.ggml_backend_reg_count)() };
+                (0..count)
+                    .map(|i| {
+                        // SAFETY: as above.
+                        unsafe {
+                            c_string((ggml.ggml_backend_reg_name)((ggml.ggml_backend_reg_get)(i)))
+                        }
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// Every device the loaded backends offer, remote RPC devices included once a server was
@@ -370,13 +505,27 @@ impl LlamaLibrary {
     /// Every registered device handle with its registry index (NULL handles left out). The
     /// caller holds [`crate::loader::rpc::registry_read`], so the count cannot change.
     pub(crate) fn device_handles(&self) -> Vec<(usize, ggml_backend_dev_t)> {
-        let ggml = &self.inner.ggml;
-        // SAFETY: no arguments.
-        let count = unsafe { (ggml.ggml_backend_dev_count)() };
+        let (count, get): (usize, unsafe extern "C" fn(usize) -> ggml_backend_dev_t) =
+            match &self.inner.tables {
+                // SAFETY: no arguments.
+                Tables::Upstream { ggml, .. } => unsafe {
+                    ((ggml.ggml_backend_dev_count)(), ggml.ggml_backend_dev_get)
+                },
+                // SAFETY: no arguments; the fork's device handles are opaque pointers too.
+                Tables::Bitnet { ggml, .. } => unsafe {
+                    (
+                        (ggml.ggml_backend_dev_count)(),
+                        std::mem::transmute::<
+                            unsafe extern "C" fn(usize) -> bitnet::ggml_backend_dev_t,
+                            unsafe extern "C" fn(usize) -> ggml_backend_dev_t,
+                        >(ggml.ggml_backend_dev_get),
+                    )
+                },
+            };
         (0..count)
             .filter_map(|index| {
                 // SAFETY: index < count (ggml asserts it).
-                let device = unsafe { (ggml.ggml_backend_dev_get)(index) };
+                let device = unsafe { get(index) };
                 (!device.is_null()).then_some((index, device))
             })
             .collect()
@@ -385,7 +534,10 @@ impl LlamaLibrary {
     /// Describes one device. For an RPC device the memory comes from the probe (ggml's query
     /// would go over the network, where a busy server blocks and a lost one aborts).
     pub(crate) fn describe_device(&self, index: usize, device: ggml_backend_dev_t) -> Device {
-        let base = &self.inner.ggml_base;
+        let base = match &self.inner.tables {
+            Tables::Upstream { ggml_base, .. } => ggml_base,
+            Tables::Bitnet { ggml, .. } => return describe_bitnet_device(ggml, index, device),
+        };
         let (mut free, mut total) = (0usize, 0usize);
         let remote = crate::loader::rpc::is_rpc_device(self, device);
         if remote {
@@ -419,6 +571,42 @@ impl LlamaLibrary {
                 memory_free: free,
                 memory_total: total,
             }
+        }
+    }
+}
+
+/// Describes a device of the fork's registry (its device-type enum is older: CPU, GPU,
+/// CPU_FULL, GPU_FULL).
+fn describe_bitnet_device(
+    ggml: &bitnet::GgmlFunctions,
+    index: usize,
+    device: ggml_backend_dev_t,
+) -> Device {
+    let device: bitnet::ggml_backend_dev_t = device.cast();
+    let (mut free, mut total) = (0usize, 0usize);
+    // SAFETY: a live device handle of the fork's registry; out-pointers to locals; strings
+    // owned by the device, copied at once.
+    unsafe {
+        (ggml.ggml_backend_dev_memory)(device, &mut free, &mut total);
+        let device_type =
+            match (ggml.ggml_backend_dev_type)(device) {
+                bitnet::GGML_BACKEND_DEVICE_TYPE_CPU
+                | bitnet::GGML_BACKEND_DEVICE_TYPE_CPU_FULL => DeviceType::Cpu,
+                bitnet::GGML_BACKEND_DEVICE_TYPE_GPU
+                | bitnet::GGML_BACKEND_DEVICE_TYPE_GPU_FULL => DeviceType::Gpu,
+                _ => DeviceType::Other,
+            };
+        Device {
+            index,
+            name: c_string((ggml.ggml_backend_dev_name)(device)),
+            description: c_string((ggml.ggml_backend_dev_description)(device)),
+            backend: c_string((ggml.ggml_backend_reg_name)((ggml
+                .ggml_backend_dev_backend_reg)(
+                device
+            ))),
+            device_type,
+            memory_free: free,
+            memory_total: total,
         }
     }
 }

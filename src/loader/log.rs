@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr};
 
+use crate::sys::bitnet;
 use crate::sys::upstream::{
     ggml_log_level, GGML_LOG_LEVEL_CONT, GGML_LOG_LEVEL_DEBUG, GGML_LOG_LEVEL_ERROR,
     GGML_LOG_LEVEL_INFO, GGML_LOG_LEVEL_WARN,
@@ -17,6 +18,20 @@ pub const LOG_TARGET: &str = "llama.cpp";
 
 thread_local! {
     static PENDING: RefCell<(log::Level, String)> = const { RefCell::new((log::Level::Debug, String::new())) };
+}
+
+/// Maps a ggml log level of the BitNet fork's ggml (NONE 0, INFO 1, WARN 2, ERROR 3, DEBUG 4,
+/// CONT 5) to a `log` level (`None` for "continue the previous line").
+#[doc(hidden)]
+pub fn map_bitnet_level(level: bitnet::ggml_log_level) -> Option<log::Level> {
+    match level {
+        bitnet::GGML_LOG_LEVEL_CONT => None,
+        bitnet::GGML_LOG_LEVEL_ERROR => Some(log::Level::Error),
+        bitnet::GGML_LOG_LEVEL_WARN => Some(log::Level::Warn),
+        bitnet::GGML_LOG_LEVEL_INFO => Some(log::Level::Info),
+        bitnet::GGML_LOG_LEVEL_DEBUG => Some(log::Level::Debug),
+        _ => Some(log::Level::Trace),
+    }
 }
 
 /// Maps a ggml log level to a `log` level (`None` for "continue the previous line").
@@ -77,6 +92,27 @@ pub unsafe extern "C" fn log_callback(
     let _ = std::panic::catch_unwind(|| take_lines(level, &text));
 }
 
+/// The callback handed to the BitNet fork's `llama_log_set` / `ggml_log_set`: its level
+/// numbers differ from upstream's. It never unwinds into C.
+///
+/// # Safety
+/// As [`log_callback`].
+#[doc(hidden)]
+pub unsafe extern "C" fn bitnet_log_callback(
+    level: bitnet::ggml_log_level,
+    text: *const c_char,
+    _user_data: *mut c_void,
+) {
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: ggml passes a NUL-terminated string that is valid for the duration of the call.
+    let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+    let level = map_bitnet_level(level);
+    // A panicking logger must not unwind into C: the record is dropped instead.
+    let _ = std::panic::catch_unwind(|| take_lines(level, &text));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +124,22 @@ mod tests {
         assert_eq!(map_level(GGML_LOG_LEVEL_INFO), Some(log::Level::Info));
         assert_eq!(map_level(GGML_LOG_LEVEL_DEBUG), Some(log::Level::Debug));
         assert_eq!(map_level(GGML_LOG_LEVEL_CONT), None);
+        assert_eq!(
+            map_bitnet_level(bitnet::GGML_LOG_LEVEL_INFO),
+            Some(log::Level::Info)
+        );
+        assert_eq!(
+            map_bitnet_level(bitnet::GGML_LOG_LEVEL_WARN),
+            Some(log::Level::Warn)
+        );
+        assert_eq!(
+            map_bitnet_level(bitnet::GGML_LOG_LEVEL_ERROR),
+            Some(log::Level::Error)
+        );
+        assert_eq!(
+            map_bitnet_level(bitnet::GGML_LOG_LEVEL_DEBUG),
+            Some(log::Level::Debug)
+        );
+        assert_eq!(map_bitnet_level(bitnet::GGML_LOG_LEVEL_CONT), None);
     }
 }

@@ -43,7 +43,17 @@ pub struct Manifest {
     pub aliases: BTreeMap<String, String>,
     /// When and how long the build took.
     pub build: ManifestBuild,
+    /// The ABI generation (`upstream` when absent; `bitnet-2024` for the BitNet fork).
+    #[serde(default)]
+    pub abi: Option<String>,
+    /// The x86-64 ISA level the libraries were compiled for (`avx2`, `avx512`), for builds
+    /// that are not split into per-ISA CPU modules (the BitNet fork's).
+    #[serde(default)]
+    pub isa: Option<String>,
 }
+
+/// The manifest `abi` value of the BitNet fork's builds.
+pub const ABI_BITNET_2024: &str = "bitnet-2024";
 
 /// Where a variant's libraries were built from.
 #[derive(Debug, Clone, Deserialize, PartialEq)]

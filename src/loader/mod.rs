@@ -24,8 +24,11 @@ pub mod variant;
 
 // Test-only: the ABI fingerprint and the raw dlopen wrapper are public for the test suite, not
 // part of the documented API.
+pub use abi::AbiGeneration;
 #[doc(hidden)]
-pub use abi::{verify_fingerprint, ABSENT_MARKERS, PRESENT_MARKERS};
+pub use abi::{
+    verify_bitnet, verify_fingerprint, verify_ggml, verify_llama, ABSENT_MARKERS, PRESENT_MARKERS,
+};
 pub use cpu_extras::FAULTY_EXTRA_BUFFER_TYPES;
 pub use discovery::{SearchPaths, VariantDirectory};
 pub use library::{cpu_module_score, Device, DeviceType, LlamaLibrary, PluginSelection};

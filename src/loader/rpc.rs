@@ -23,6 +23,7 @@ use crate::sys::upstream::{
     ggml_backend_dev_props, ggml_backend_dev_t, ggml_backend_reg_t, GGML_BACKEND_DEVICE_TYPE_GPU,
     GGML_BACKEND_DEVICE_TYPE_IGPU,
 };
+use crate::sys::upstream::{GgmlBaseFunctions, GgmlFunctions};
 
 static REGISTRY: RwLock<()> = RwLock::new(());
 
@@ -130,7 +131,9 @@ fn state() -> std::sync::MutexGuard<'static, RpcState> {
 
 /// Whether `device` belongs to the RPC backend (its registry is named `RPC`). No network.
 pub(crate) fn is_rpc_device(library: &LlamaLibrary, device: ggml_backend_dev_t) -> bool {
-    let base = library.ggml_base();
+    let Some(base) = library.ggml_base() else {
+        return false;
+    };
     // SAFETY: a live device handle; the registry name is a static string of the plugin.
     let name = unsafe {
         let reg = (base.ggml_backend_dev_backend_reg)(device);
@@ -175,13 +178,14 @@ impl LlamaLibrary {
     pub fn llama_supports_rpc(&self) -> bool {
         let _read = registry_read();
         // SAFETY: no arguments; the registry is not being changed (read hold).
-        unsafe { (self.llama().llama_supports_rpc)() }
+        self.llama()
+            .is_some_and(|llama| unsafe { (llama.llama_supports_rpc)() })
     }
 
     fn rpc_registry(&self) -> Option<RegPtr> {
         let _read = registry_read();
         // SAFETY: a NUL-terminated name; NULL when no registry has it.
-        let reg = unsafe { (self.ggml().ggml_backend_reg_by_name)(c"RPC".as_ptr()) };
+        let reg = unsafe { (self.ggml()?.ggml_backend_reg_by_name)(c"RPC".as_ptr()) };
         (!reg.is_null()).then_some(RegPtr(reg))
     }
 
@@ -199,7 +203,20 @@ impl LlamaLibrary {
         self.rpc_plugin().map(|_| ())
     }
 
+    /// The upstream ggml tables (the BitNet fork's build has no RPC backend).
+    fn rpc_tables(&self) -> Result<(&GgmlFunctions, &GgmlBaseFunctions), LoadError> {
+        match (self.ggml(), self.ggml_base()) {
+            (Some(ggml), Some(base)) => Ok((ggml, base)),
+            _ => Err(LoadError::InvalidConfiguration {
+                name: "rpc".into(),
+                value: self.directory().path.display().to_string(),
+                reason: "the BitNet fork's build has no RPC backend".into(),
+            }),
+        }
+    }
+
     fn rpc_plugin(&self) -> Result<RpcPlugin, LoadError> {
+        let (ggml, base) = self.rpc_tables()?;
         if let Some(plugin) = state().plugin {
             return Ok(plugin);
         }
@@ -228,12 +245,12 @@ impl LlamaLibrary {
                     })?;
                 // Another thread may have loaded it while this one waited.
                 // SAFETY: a NUL-terminated name; the registry is held (for writing).
-                let existing = unsafe { (self.ggml().ggml_backend_reg_by_name)(c"RPC".as_ptr()) };
+                let existing = unsafe { (ggml.ggml_backend_reg_by_name)(c"RPC".as_ptr()) };
                 if existing.is_null() {
                     // SAFETY: a NUL-terminated path of the RPC plugin of this same, verified
                     // build (its constructors only set up statics); the registry is held for
                     // writing.
-                    let reg = unsafe { (self.ggml().ggml_backend_load)(path_c.as_ptr()) };
+                    let reg = unsafe { (ggml.ggml_backend_load)(path_c.as_ptr()) };
                     if reg.is_null() {
                         return Err(LoadError::BackendInit {
                             path,
@@ -252,9 +269,7 @@ impl LlamaLibrary {
         let lookup = |name: &CStr| -> Result<*mut c_void, LoadError> {
             // SAFETY: a live registry and a NUL-terminated name; the RPC registry answers
             // with a static function address or NULL, without touching the network.
-            let address = unsafe {
-                (self.ggml_base().ggml_backend_reg_get_proc_address)(reg.0, name.as_ptr())
-            };
+            let address = unsafe { (base.ggml_backend_reg_get_proc_address)(reg.0, name.as_ptr()) };
             if address.is_null() {
                 Err(LoadError::MissingSymbol {
                     path: self
@@ -318,7 +333,7 @@ impl LlamaLibrary {
         if reg.is_null() {
             return Err(NO_DEVICES.into());
         }
-        let base = self.ggml_base();
+        let (ggml, base) = self.rpc_tables().map_err(|e| e.to_string())?;
         // SAFETY: a live registry of the RPC plugin; its device list is local (no network).
         let count = unsafe { (base.ggml_backend_reg_dev_count)(reg) };
         let mut devices = Vec::with_capacity(count);
@@ -334,7 +349,7 @@ impl LlamaLibrary {
         }
         // SAFETY: a live registry; the registry is held for writing. Registering reads the
         // device count and handles only (no network).
-        unsafe { (self.ggml().ggml_backend_register)(reg) };
+        unsafe { (ggml.ggml_backend_register)(reg) };
         state().servers.push(Registered {
             endpoint: key,
             devices: devices.clone(),
@@ -372,7 +387,10 @@ impl LlamaLibrary {
     /// else integrated GPUs of one backend; RPC devices left out. The caller holds
     /// [`registry_read`].
     pub(crate) fn default_local_devices(&self) -> Vec<DevicePtr> {
-        let base = self.ggml_base();
+        let Some(base) = self.ggml_base() else {
+            // The fork offloads nothing.
+            return Vec::new();
+        };
         let mut gpus: Vec<(DevicePtr, Option<String>)> = Vec::new();
         let mut igpus: Vec<DevicePtr> = Vec::new();
         for (_, device) in self.device_handles() {
@@ -457,7 +475,7 @@ fn device_id(library: &LlamaLibrary, device: ggml_backend_dev_t) -> Option<Strin
     // SAFETY: an all-zero props struct is valid (NULL pointers, zero sizes, type 0, no caps).
     let mut props: ggml_backend_dev_props = unsafe { std::mem::zeroed() };
     // SAFETY: a live local device; props is written by the callee.
-    unsafe { (library.ggml_base().ggml_backend_dev_get_props)(device, &mut props) };
+    unsafe { (library.ggml_base()?.ggml_backend_dev_get_props)(device, &mut props) };
     if props.device_id.is_null() {
         return None;
     }

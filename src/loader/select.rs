@@ -22,7 +22,8 @@ use crate::loader::config::parse_bool;
 use crate::loader::discovery::{SearchPaths, VariantDirectory};
 use crate::loader::library::{LlamaLibrary, PluginSelection};
 use crate::loader::variant::{
-    best_cpu_module, catalogue, Backend, Family, LibraryVariant, VariantKind,
+    best_bitnet_cpu, best_cpu_module, catalogue, Backend, Family, LibraryVariant, VariantKind,
+    BITNET_CPU,
 };
 
 /// Environment variable forcing a variant.
@@ -54,6 +55,10 @@ pub struct SelectOptions {
     /// Go on to the next candidate when one cannot be used (`fallback_enabled`, default on).
     /// Off: the first candidate that the hardware allows is the only one tried.
     pub fallback: bool,
+    /// The code base the variants must come from: upstream (the default), or the BitNet fork
+    /// for a BitNet-fork model ([`crate::Model::load_best`] sets it from the GGUF file). Variants
+    /// of the other family are listed with the reason they are skipped.
+    pub family: Family,
 }
 
 impl SelectOptions {
@@ -107,6 +112,7 @@ impl SelectOptions {
                 None
             },
             fallback: config.fallback_enabled.value,
+            family: Family::Upstream,
         })
     }
 }
@@ -116,10 +122,15 @@ impl SelectOptions {
 /// # Errors
 /// `InvalidConfiguration` naming `setting` and listing the known names.
 pub fn check_name(setting: &str, name: &str) -> Result<(), LoadError> {
-    if name == Backend::Cpu.name() || catalogue().iter().any(|v| v.name() == name) {
+    if name == Backend::Cpu.name()
+        || name == BITNET_CPU
+        || catalogue().iter().any(|v| v.name() == name)
+    {
         return Ok(());
     }
-    let known: Vec<String> = std::iter::once(Backend::Cpu.name().to_string())
+    let known: Vec<String> = [Backend::Cpu.name(), BITNET_CPU]
+        .into_iter()
+        .map(str::to_string)
         .chain(catalogue().iter().map(|v| v.name().to_string()))
         .collect();
     Err(LoadError::InvalidConfiguration {
@@ -144,14 +155,28 @@ pub struct Candidate {
 pub fn rank(options: &SelectOptions) -> Vec<Candidate> {
     let hardware = &options.hardware;
     let best_cpu = best_cpu_module(hardware).map(|v| v.name().to_string());
+    // `cpu` / `bitnet-cpu` name the best build of their kind.
+    let resolve = |name: &str| -> String {
+        if name == Backend::Cpu.name() {
+            best_cpu
+                .clone()
+                .unwrap_or_else(|| format!("{}-x64", Backend::Cpu.name()))
+        } else if name == BITNET_CPU {
+            // The best build the CPU runs, else the baseline one (its verdict says why not).
+            best_bitnet_cpu(hardware).unwrap_or_else(|| "bitnet-cpu-avx2".into())
+        } else {
+            name.to_string()
+        }
+    };
+    let forced = options.force.as_deref().map(resolve);
     let mut candidates: Vec<Candidate> = catalogue()
         .into_iter()
         .map(|variant| {
             // A forced GPU variant skips the preference checks (a software Vulkan device is
             // usable when asked for); loading still requires a device. CPU modules keep their
             // instruction-set check: running one the CPU lacks would crash.
-            let forced_gpu = options.force.as_deref() == Some(variant.name())
-                && variant.kind() == VariantKind::Gpu;
+            let is_forced = forced.as_deref() == Some(variant.name());
+            let forced_gpu = is_forced && variant.kind() == VariantKind::Gpu;
             let verdict = variant
                 .loadable()
                 .and_then(|_| {
@@ -167,6 +192,15 @@ pub fn rank(options: &SelectOptions) -> Vec<Candidate> {
                     } else {
                         Ok(())
                     }
+                })
+                .and_then(|_| match (variant.family(), options.family) {
+                    // A forced variant is loaded whatever the model (loading a model of the
+                    // other code base on it is then a typed error).
+                    (a, b) if a == b || is_forced => Ok(()),
+                    (Family::BitNet, _) => Err(
+                        "a BitNet-fork build: it serves BitNet models (I2_S tensors) only".into(),
+                    ),
+                    (_, _) => Err("an upstream build: the model is a BitNet-fork model".into()),
                 });
             Candidate { variant, verdict }
         })
@@ -193,13 +227,7 @@ pub fn rank(options: &SelectOptions) -> Vec<Candidate> {
         .collect();
     let mut ordered = Vec::new();
     for name in &wanted {
-        let name = if name == Backend::Cpu.name() {
-            best_cpu
-                .clone()
-                .unwrap_or_else(|| format!("{}-x64", Backend::Cpu.name()))
-        } else {
-            name.clone()
-        };
+        let name = resolve(name);
         if let Some(index) = candidates.iter().position(|c| c.variant.name() == name) {
             ordered.push(candidates.remove(index));
         }
@@ -294,19 +322,12 @@ pub fn load_best_with<T>(
             reject(&mut rejected, level, name, reason);
             continue;
         }
-        if variant.family() != Family::Upstream {
-            reject(
-                &mut rejected,
-                level,
-                name,
-                "not loadable by this version".into(),
-            );
-            continue;
-        }
+        let abi = variant.family().abi();
         // After a GPU candidate was loaded and then rejected, its libraries stay in the process
-        // (one build per process); they carry the CPU backend, so CPU candidates run on them.
-        if let Some(current) =
-            LlamaLibrary::current().filter(|_| variant.kind() == VariantKind::Cpu)
+        // (one build per process); they carry the CPU backend, so CPU candidates of the same
+        // code base run on them.
+        if let Some(current) = LlamaLibrary::current()
+            .filter(|current| variant.kind() == VariantKind::Cpu && current.generation() == abi)
         {
             if current
                 .devices()
@@ -345,9 +366,14 @@ pub fn load_best_with<T>(
         let pick = |usable: &dyn Fn(&VariantDirectory) -> bool| {
             directories
                 .iter()
-                .filter(|d| usable(d))
+                .filter(|d| d.abi == abi && usable(d))
                 .find(|d| d.kind == kind)
-                .or_else(|| directories.iter().filter(|d| usable(d)).find(serves))
+                .or_else(|| {
+                    directories
+                        .iter()
+                        .filter(|d| d.abi == abi && usable(d))
+                        .find(serves)
+                })
         };
         let failed_first = |d: &VariantDirectory| {
             failed_directories

@@ -233,6 +233,16 @@ pub enum Family {
     BitNet,
 }
 
+impl Family {
+    /// The ABI generation its builds have.
+    pub fn abi(self) -> crate::loader::AbiGeneration {
+        match self {
+            Family::Upstream => crate::loader::AbiGeneration::Upstream,
+            Family::BitNet => crate::loader::AbiGeneration::BitNet2024,
+        }
+    }
+}
+
 /// One way of running llama.cpp.
 pub trait LibraryVariant: fmt::Debug + Send + Sync {
     /// Unique name (`cpu-haswell`, `vulkan`, `bitnet-cpu`, ...), as accepted by `GGUF_BACKEND`.
@@ -447,61 +457,149 @@ impl LibraryVariant for CpuAutoVariant {
     }
 }
 
-/// Microsoft's BitNet fork (CPU or GPU): declared so selection can name it, not yet loadable.
+/// A build of Microsoft's BitNet fork (the 2024 llama.h, `sys::bitnet`): one CPU build per
+/// x86-64 ISA level its I2_S kernels run at (`bitnet-cpu-avx2`, `bitnet-cpu-avx512`), and the
+/// declared, not provided, GPU build (`bitnet-gpu`). They serve BitNet-fork models only (I2_S
+/// tensors); `GGUF_BACKEND=bitnet-cpu` picks the best CPU build the machine runs.
 #[derive(Debug, Clone)]
 pub struct BitNetVariant {
-    gpu: bool,
+    name: &'static str,
+    isa: Option<&'static str>,
+    required: &'static [CpuFeature],
 }
+
+impl BitNetVariant {
+    /// The ISA level (`avx2`, `avx512`) of a CPU build; `None` for the GPU declaration.
+    pub fn isa(&self) -> Option<&'static str> {
+        self.isa
+    }
+
+    /// The instruction sets the build was compiled for.
+    pub fn required_features(&self) -> &'static [CpuFeature] {
+        self.required
+    }
+}
+
+/// The BitNet fork's CPU builds that `variants/provision bitnet` makes: (ISA level, features
+/// its compiler flags assume). The fork's I2_S kernels have an AVX2 path only; the AVX-512 build
+/// compiles the rest of ggml (activation quantization, f32/f16 dot products) for AVX-512.
+pub const BITNET_CPU_BUILDS: &[(&str, &[CpuFeature])] = {
+    use CpuFeature::*;
+    &[
+        ("avx2", &[Avx, Avx2, Fma, F16c]),
+        (
+            "avx512",
+            &[
+                Avx, Avx2, Fma, F16c, Avx512F, Avx512Bw, Avx512Vl, Avx512Dq, Avx512Cd,
+            ],
+        ),
+    ]
+};
+
+/// `GGUF_BACKEND` value that means "the best BitNet CPU build".
+pub const BITNET_CPU: &str = "bitnet-cpu";
 
 impl LibraryVariant for BitNetVariant {
     fn name(&self) -> &str {
-        if self.gpu {
-            "bitnet-gpu"
-        } else {
-            "bitnet-cpu"
-        }
+        self.name
     }
     fn kind(&self) -> VariantKind {
-        if self.gpu {
-            VariantKind::Gpu
-        } else {
+        if self.isa.is_some() {
             VariantKind::Cpu
+        } else {
+            VariantKind::Gpu
         }
     }
     fn family(&self) -> Family {
         Family::BitNet
     }
     fn directory_kind(&self) -> &str {
-        self.name()
+        self.name
     }
     fn backends(&self) -> &[Backend] {
-        if self.gpu {
-            Backend::Cuda.variant_backends()
-        } else {
+        if self.isa.is_some() {
             Backend::Cpu.variant_backends()
+        } else {
+            Backend::Cuda.variant_backends()
         }
     }
     fn priority(&self) -> u32 {
-        if self.gpu {
-            50
-        } else {
-            40
+        match self.isa {
+            // Ranked like the CPU modules: the wider ISA first.
+            Some(_) => 40 + self.required.len() as u32,
+            None => 50,
         }
     }
     fn check_hardware(&self, hardware: &HardwareProfile) -> Result<(), String> {
-        if self.gpu
-            && !hardware
-                .gpus
-                .iter()
-                .any(|g| g.vendor_id == NVIDIA_VENDOR_ID)
-        {
-            return Err("no NVIDIA GPU".into());
+        match self.isa {
+            Some(isa) => {
+                if hardware.cpu.arch != "x86_64" {
+                    return Err(format!("an x86-64 build ({} CPU)", hardware.cpu.arch));
+                }
+                let missing: Vec<String> = self
+                    .required
+                    .iter()
+                    .filter(|f| !hardware.cpu.features.contains(f))
+                    .map(|f| format!("{f:?}"))
+                    .collect();
+                if missing.is_empty() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the {isa} build needs {} (this CPU lacks it)",
+                        missing.join(", ")
+                    ))
+                }
+            }
+            None => {
+                if hardware
+                    .gpus
+                    .iter()
+                    .any(|g| g.vendor_id == NVIDIA_VENDOR_ID)
+                {
+                    Ok(())
+                } else {
+                    Err("no NVIDIA GPU".into())
+                }
+            }
         }
-        Ok(())
     }
     fn loadable(&self) -> Result<(), String> {
-        Err("the BitNet fork's ABI (2024 llama.h) has no sys module yet".into())
+        match self.isa {
+            Some(_) => Ok(()),
+            None => Err("no GPU build of the BitNet fork is provided: quantize the model to TQ2_0 (Model::quantize) and run it on an upstream GPU variant".into()),
+        }
     }
+}
+
+/// The BitNet fork's variants: CPU builds best first, then the GPU declaration.
+pub fn bitnet_variants() -> Vec<BitNetVariant> {
+    const NAMES: [&str; 2] = ["bitnet-cpu-avx2", "bitnet-cpu-avx512"];
+    let mut all: Vec<BitNetVariant> = BITNET_CPU_BUILDS
+        .iter()
+        .zip(NAMES)
+        .rev()
+        .map(|((isa, required), name)| BitNetVariant {
+            name,
+            isa: Some(isa),
+            required,
+        })
+        .collect();
+    all.push(BitNetVariant {
+        name: "bitnet-gpu",
+        isa: None,
+        required: &[],
+    });
+    all
+}
+
+/// The name of the best BitNet CPU build for `hardware` (`bitnet-cpu-avx512`, ...).
+pub fn best_bitnet_cpu(hardware: &HardwareProfile) -> Option<String> {
+    bitnet_variants()
+        .into_iter()
+        .filter(|v| v.isa.is_some() && v.check_hardware(hardware).is_ok())
+        .max_by_key(|v| v.priority())
+        .map(|v| v.name.to_string())
 }
 
 /// The x86-64 CPU modules built by `GGML_CPU_ALL_VARIANTS`, with the features each needs
@@ -584,8 +682,9 @@ pub fn catalogue() -> Vec<Box<dyn LibraryVariant>> {
         }));
     }
     all.push(Box::new(CpuAutoVariant));
-    all.push(Box::new(BitNetVariant { gpu: true }));
-    all.push(Box::new(BitNetVariant { gpu: false }));
+    for variant in bitnet_variants() {
+        all.push(Box::new(variant));
+    }
     all
 }
 

@@ -39,6 +39,59 @@ unsafe extern "C" fn progress_trampoline(progress: f32, user_data: *mut c_void) 
     }
 }
 
+/// Refuses a model the loaded generation cannot run: a BitNet-fork model (I2_S/TL tensors, or
+/// a fork architecture) on upstream, or, on the fork, a tensor type the fork does not define
+/// (or defines as something else: ids from 36 on mean I2_S, I8_S, TL1, TL2 there) or one this
+/// build has no kernels for (TL1/TL2 need model-specific kernels, built only for ARM/x86 TL
+/// builds of the fork).
+fn check_generation(
+    library: &LlamaLibrary,
+    path: &Path,
+    file: &crate::gguf::GgufFile,
+) -> Result<()> {
+    let refuse = |reason: String| Error::ModelLoad {
+        path: path.into(),
+        reason,
+    };
+    let fork = Api::of(library).is_bitnet();
+    if !fork {
+        if file.family == crate::gguf::Family::BitNet {
+            return Err(refuse(format!(
+                "a BitNet-fork model (architecture {:?}{}) needs a BitNet variant (Model::load_best routes it there; or GGUF_BACKEND=bitnet-cpu)",
+                file.architecture().unwrap_or("?"),
+                file.tensors
+                    .iter()
+                    .find(|t| t.tensor_type.upstream().is_none())
+                    .map(|t| format!(", tensor {} of type {}", t.name, t.tensor_type.name()))
+                    .unwrap_or_default()
+            )));
+        }
+        return Ok(());
+    }
+    for tensor in &file.tensors {
+        let id = tensor.tensor_type.0;
+        let runs = match id {
+            // F32..BF16 as the fork's ggml.h numbers them (4 and 5 were removed before it),
+            // TQ1_0 / TQ2_0 (34, 35) and I2_S (36).
+            0..=3 | 6..=30 | 34..=36 => true,
+            _ => false,
+        };
+        if !runs {
+            let what = match id {
+                38 | 39 => "a TL1/TL2 lookup-table type; this build of the fork has the I2_S kernels only",
+                _ => "a type the BitNet fork's ggml does not define (ids from 36 on mean I2_S, I8_S, TL1 and TL2 there)",
+            };
+            return Err(refuse(format!(
+                "tensor {} has type {} ({}): {what}",
+                tensor.name,
+                tensor.tensor_type.name(),
+                id
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn invalid(parameter: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidArgument {
         parameter,
@@ -139,15 +192,7 @@ impl Model {
         check_overrides(&params)?;
         // Pre-flight: the file is read and validated in Rust before llama.cpp sees it.
         let file = crate::gguf::inspect(path)?;
-        if file.family == crate::gguf::Family::BitNet {
-            return Err(Error::ModelLoad {
-                path: path.into(),
-                reason: format!(
-                    "a BitNet-fork model (architecture {:?}) needs a BitNet variant, which this version cannot load yet",
-                    file.architecture().unwrap_or("?")
-                ),
-            });
-        }
+        check_generation(library, path, &file)?;
         if params.vocab_only {
             // A repeated token aborts llama.cpp even when only the vocabulary is loaded.
             crate::gguf::check_vocabulary(&file)?;
@@ -300,7 +345,7 @@ impl Model {
                 overrides: &params.metadata_overrides,
                 devices,
             },
-        );
+        )?;
         let mut progress = params.progress.map(|callback| ProgressState {
             callback,
             cancelled: false,
@@ -311,7 +356,7 @@ impl Model {
         }
         // SAFETY: the parameters are llama.cpp's defaults with validated fields; every pointer
         // in them (path, tensor_split, kv_overrides, progress state) lives until this returns.
-        let model = unsafe { api.model_load_from_file(path_c.as_ptr(), raw_params.raw()) };
+        let model = unsafe { api.model_load_from_file(path_c.as_ptr(), &raw_params) };
         drop(raw_params);
         drop(registry);
         let model = NonNull::new(model);
@@ -380,6 +425,11 @@ impl Model {
     /// model fails to load on a variant (e.g. out of GPU memory). `params` makes the parameters
     /// for each variant tried (GPU layers for GPU variants, say).
     ///
+    /// The model file decides the code base: a BitNet-fork model (I2_S tensors) goes to a
+    /// BitNet build (`bitnet-cpu-*`), any other to upstream's variants (`options.family` is set
+    /// from the file). One build is loaded per process: for a second code base in the same
+    /// program, use a [`crate::worker::WorkerModel`] (which the `generate` example does).
+    ///
     /// # Errors
     /// The pre-flight's `Gguf` error for a bad file (it would fail on every variant);
     /// `Error::Load(LoadError::NoUsableVariant)` listing every candidate and why it was
@@ -390,8 +440,14 @@ impl Model {
         mut params: impl FnMut(&dyn crate::loader::LibraryVariant) -> ModelParams,
     ) -> Result<(crate::loader::Selection, Model)> {
         let path = path.as_ref();
-        crate::gguf::inspect(path)?;
-        let (selection, model) = crate::loader::load_best_with(options, |library, variant| {
+        let file = crate::gguf::inspect(path)?;
+        // A BitNet-fork model goes to a BitNet build, any other to upstream.
+        let mut options = options.clone();
+        options.family = match file.family {
+            crate::gguf::Family::BitNet => crate::loader::Family::BitNet,
+            _ => crate::loader::Family::Upstream,
+        };
+        let (selection, model) = crate::loader::load_best_with(&options, |library, variant| {
             Model::load(library, path, params(variant))
                 .map_err(|e| format!("model load failed: {e}"))
         })?;

@@ -28,10 +28,10 @@ impl Model {
         // SAFETY: a live model; name is NULL or a valid C string; the result is owned by the
         // model and copied before this returns.
         Ok(unsafe {
-            strings::owned(self.api().model_chat_template(
+            self.api().model_chat_template(
                 self.raw(),
                 name_c.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
-            ))
+            )
         })
     }
 

@@ -52,6 +52,11 @@ pub enum QuantType {
     BF16,
     /// `LLAMA_FTYPE_ALL_F32`.
     F32,
+    /// `LLAMA_FTYPE_MOSTLY_TQ1_0`: ternary weights (BitNet b1.58 models), 1.69 bits each.
+    TQ1_0,
+    /// `LLAMA_FTYPE_MOSTLY_TQ2_0`: ternary weights (BitNet b1.58 models), 2.06 bits each;
+    /// the ternary type upstream's Vulkan backend runs.
+    TQ2_0,
 }
 
 impl QuantType {
@@ -72,6 +77,8 @@ impl QuantType {
             QuantType::F16 => sys::LLAMA_FTYPE_MOSTLY_F16,
             QuantType::BF16 => sys::LLAMA_FTYPE_MOSTLY_BF16,
             QuantType::F32 => sys::LLAMA_FTYPE_ALL_F32,
+            QuantType::TQ1_0 => sys::LLAMA_FTYPE_MOSTLY_TQ1_0,
+            QuantType::TQ2_0 => sys::LLAMA_FTYPE_MOSTLY_TQ2_0,
         }
     }
 
@@ -92,6 +99,8 @@ impl QuantType {
             QuantType::F16 => "F16",
             QuantType::BF16 => "BF16",
             QuantType::F32 => "F32",
+            QuantType::TQ1_0 => "TQ1_0",
+            QuantType::TQ2_0 => "TQ2_0",
         }
     }
 }
@@ -100,7 +109,7 @@ impl std::str::FromStr for QuantType {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        const ALL: [QuantType; 14] = [
+        const ALL: [QuantType; 16] = [
             QuantType::Q4_0,
             QuantType::Q4_1,
             QuantType::Q5_0,
@@ -115,6 +124,8 @@ impl std::str::FromStr for QuantType {
             QuantType::F16,
             QuantType::BF16,
             QuantType::F32,
+            QuantType::TQ1_0,
+            QuantType::TQ2_0,
         ];
         ALL.into_iter()
             .find(|q| q.name().eq_ignore_ascii_case(s))
@@ -183,7 +194,9 @@ impl Model {
     /// # Errors
     /// `ModelLoad` for a missing input, `Gguf` for an input that fails the pre-flight,
     /// `InvalidArgument` for bad paths or `threads`, `Quantize` when llama.cpp refuses
-    /// (unknown architecture, a tensor type it cannot convert) or cannot write the output.
+    /// (unknown architecture, a tensor type it cannot convert) or cannot write the output,
+    /// `Unsupported` when `library` is the BitNet fork (quantize with an upstream build: it
+    /// writes the ternary TQ1_0 / TQ2_0 types for BitNet models).
     #[doc(alias = "llama_model_quantize")]
     pub fn quantize_with_threads(
         library: &LlamaLibrary,
@@ -267,8 +280,7 @@ impl Model {
             strings::path(output).map_err(|e| quantize_error(input, output, e.reason()))?;
 
         let api = Api::of(library);
-        // SAFETY: returns a plain struct by value.
-        let mut params = unsafe { api.model_quantize_default_params() };
+        let mut params = api.model_quantize_default_params()?;
         params.nthread = nthread;
         params.ftype = ftype.ftype();
         // Quantized inputs (the usual case) are dequantized and quantized again.
@@ -277,7 +289,7 @@ impl Model {
         // defaults with a thread count ≥ 1, a valid ftype that needs no importance matrix, and
         // no imatrix/overrides/prune list (NULL); the input passed the pre-flight above, and
         // llama_model_quantize catches the exceptions it throws.
-        let code = unsafe { api.model_quantize(input_c.as_ptr(), output_c.as_ptr(), &params) };
+        let code = unsafe { api.model_quantize(input_c.as_ptr(), output_c.as_ptr(), &params) }?;
         if code != 0 {
             return Err(quantize_error(
                 input,

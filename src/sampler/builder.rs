@@ -72,7 +72,7 @@ impl SamplerBuilder<Open> {
     pub(super) fn new(model: &Model) -> Self {
         let api = model.api();
         // SAFETY: plain value arguments; returns a new chain or NULL.
-        let raw = unsafe { api.sampler_chain_init(crate::ffi::chain_params(false)) };
+        let raw = unsafe { api.sampler_chain_init(false) };
         let (chain, error) = match NonNull::new(raw) {
             Some(raw) => (
                 Some(Sampler {
@@ -103,10 +103,20 @@ impl SamplerBuilder<Open> {
 
     /// Appends the sampler `make` returns (unless an error is pending).
     fn push(
-        mut self,
+        self,
         kind: Kind,
         function: &'static str,
         make: impl FnOnce(Api<'_>) -> *mut RawSampler,
+    ) -> Self {
+        self.push_checked(kind, function, |api| Ok(make(api)))
+    }
+
+    /// As [`Self::push`], for a sampler the loaded build may lack (`Unsupported`).
+    fn push_checked(
+        mut self,
+        kind: Kind,
+        function: &'static str,
+        make: impl FnOnce(Api<'_>) -> Result<*mut RawSampler>,
     ) -> Self {
         if self.error.is_some() {
             return self;
@@ -115,7 +125,14 @@ impl SamplerBuilder<Open> {
             return self;
         };
         let api = chain.model.api();
-        let Some(sampler) = NonNull::new(make(api)) else {
+        let raw = match make(api) {
+            Ok(raw) => raw,
+            Err(e) => {
+                self.error = Some(e);
+                return self;
+            }
+        };
+        let Some(sampler) = NonNull::new(raw) else {
             self.error = Some(Error::Null {
                 function,
                 detail: String::new(),
@@ -279,7 +296,7 @@ impl SamplerBuilder<Open> {
             return self;
         }
         // SAFETY: value arguments in range.
-        self.push(Kind::Filter, "llama_sampler_init_xtc", |a| unsafe {
+        self.push_checked(Kind::Filter, "llama_sampler_init_xtc", |a| unsafe {
             a.sampler_init_xtc(p, threshold, min_keep, seed)
         })
     }
@@ -304,7 +321,7 @@ impl SamplerBuilder<Open> {
             return self;
         }
         // SAFETY: a value argument in range.
-        self.push(Kind::Filter, "llama_sampler_init_top_n_sigma", |a| unsafe {
+        self.push_checked(Kind::Filter, "llama_sampler_init_top_n_sigma", |a| unsafe {
             a.sampler_init_top_n_sigma(n)
         })
     }
@@ -392,7 +409,7 @@ impl SamplerBuilder<Open> {
         let vocab = self.model.vocab();
         // SAFETY: a live vocab; `pointers` holds breakers.len() (<= 64) valid C strings that
         // live for the call (llama.cpp copies them); every value checked above.
-        self.push(Kind::Filter, "llama_sampler_init_dry", |a| unsafe {
+        self.push_checked(Kind::Filter, "llama_sampler_init_dry", |a| unsafe {
             a.sampler_init_dry(
                 vocab,
                 multiplier,
@@ -466,7 +483,7 @@ impl SamplerBuilder<Open> {
         // SAFETY: a live vocab and valid C strings for the call; the grammar text was
         // pre-checked (size, nesting); llama.cpp catches its parser's exceptions and returns
         // NULL for a grammar that does not parse.
-        let this = self.push(kind, "llama_sampler_init_grammar", |a| unsafe {
+        let this = self.push_checked(kind, "llama_sampler_init_grammar", |a| unsafe {
             a.sampler_init_grammar(vocab, grammar_c.as_ptr(), root_c.as_ptr())
         });
         this.grammar_error()
@@ -542,7 +559,7 @@ impl SamplerBuilder<Open> {
         }
         let vocab = self.model.vocab();
         // SAFETY: a live vocab.
-        self.push(Kind::Filter, "llama_sampler_init_infill", |a| unsafe {
+        self.push_checked(Kind::Filter, "llama_sampler_init_infill", |a| unsafe {
             a.sampler_init_infill(vocab)
         })
     }

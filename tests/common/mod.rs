@@ -72,6 +72,32 @@ pub fn source_dir() -> PathBuf {
     required_path("GGUF_LOADER_SOURCE_DIR")
 }
 
+/// The patched BitNet fork source (bitnet-cpp-sys 0.0.5's `bitnet/` tree): the fork's llama.h
+/// is `3rdparty/llama.cpp/include/llama.h`, its ggml headers `3rdparty/llama.cpp/ggml/include`.
+pub fn bitnet_source_dir() -> PathBuf {
+    required_path("GGUF_LOADER_BITNET_SOURCE_DIR")
+}
+
+/// The BitNet fork's variant directories that provisioning builds, as (ISA level, directory):
+/// `avx2` and `avx512`.
+pub fn bitnet_dirs() -> Vec<(&'static str, PathBuf)> {
+    vec![
+        ("avx2", required_path("GGUF_LOADER_BITNET_AVX2_DIR")),
+        ("avx512", required_path("GGUF_LOADER_BITNET_AVX512_DIR")),
+    ]
+}
+
+/// The tiny synthetic BitNet model with I2_S weights (the fork's type 36; only the fork loads it).
+pub fn tiny_bitnet() -> PathBuf {
+    required_path("GGUF_LOADER_TINY_BITNET")
+}
+
+/// The same tiny BitNet model with f32 weights (architecture `bitnet`, ternary values times a
+/// per-tensor scale): upstream loads it, and quantizes it to TQ2_0.
+pub fn tiny_bitnet_f32() -> PathBuf {
+    required_path("GGUF_LOADER_TINY_BITNET_F32")
+}
+
 /// SmolLM2-135M-Instruct Q4_1.
 pub fn smollm2() -> PathBuf {
     required_path("GGUF_LOADER_SMOLLM2")
@@ -390,6 +416,7 @@ pub fn options_with_pretend_gpu(
         hardware,
         smoke_test,
         fallback: true,
+        family: gguf_loader::loader::Family::Upstream,
     }
 }
 
