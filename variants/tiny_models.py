@@ -20,7 +20,18 @@ decoder layers, relative position buckets) with a unigram ("t5") vocabulary of <
 pieces and sentinel tokens; the decoder starts from <pad>. llama_model_has_encoder is true for it:
 llama_encode runs the encoder, then llama_decode the decoder.
 
-Every model has seeded random F32 weights and is written the same, byte for byte, on each run.
+tiny-bitnet-f32.gguf: a 2-layer BitNet b1.58 model (architecture "bitnet", the 1bitLLM layout
+that both upstream llama.cpp and Microsoft's BitNet fork load: sub-norms after attention and after
+the gated FFN, no output head, the token embeddings doubling as one; n_embd 256, 4 heads, n_ff 512,
+the tiny-llama vocabulary). Its seven linear matrices per layer are ternary (-1/0/+1) times one
+scale per tensor, stored as F32; the embeddings are F32 values that F16 holds exactly, the norms
+ordinary F32. Every row length is a multiple of 256, so upstream can quantize it to TQ2_0.
+
+tiny-bitnet.gguf: the same model as the fork's I2_S files are (what its llama-quantize writes for
+LLAMA_FTYPE_MOSTLY_I2_S): the linear matrices in I2_S (ggml type 36, which only the fork knows),
+the token embeddings in F16, the norms in F32. Upstream llama.cpp refuses it (unknown type).
+
+Every model has seeded random weights and is written the same, byte for byte, on each run.
 """
 import os
 import sys
@@ -39,7 +50,8 @@ WORDS = ["▁the", "▁a", "▁hello", "▁world", "▁cat", "▁dog", "▁is", 
          "▁in", "▁park", "▁sun", "▁day", "▁happy", "▁big", "▁red", "▁ball", "▁tree"]
 
 # The file names main() writes, in order (variants/provision checks for each).
-MODEL_FILES = ["tiny-llama.gguf", "tiny-bert.gguf", "tiny-reranker.gguf", "tiny-t5.gguf"]
+MODEL_FILES = ["tiny-llama.gguf", "tiny-bert.gguf", "tiny-reranker.gguf", "tiny-t5.gguf",
+               "tiny-bitnet-f32.gguf", "tiny-bitnet.gguf"]
 # LoRA adapters, written when the SmolLM2 path is given (second argument).
 LORA_FILES = ["smollm2-lora.gguf", "tiny-llama-lora.gguf"]
 
@@ -328,6 +340,149 @@ def write_tiny_t5(path, seed=4321):
     _finish(writer, path, n_vocab)
 
 
+# --- BitNet b1.58: ternary weights, F32 and the fork's I2_S ---------------------------------------
+
+# The BitNet fork's ternary type (not in gguf-py, nor in upstream ggml) and file type.
+GGML_TYPE_I2_S = 36
+LLAMA_FTYPE_MOSTLY_I2_S = 40  # the fork's llama.h
+QK_I2_S = 128  # values per I2_S block (32 bytes)
+QK_TQ2_0 = 256  # upstream's TQ2_0 block, which the F32 model's rows must fill
+
+BITNET_LINEAR = ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")
+
+
+def pack_i2_s(ternary, scale):
+    """The fork's I2_S bytes of a ternary matrix (numpy shape (ne1, ne0), values -1/0/+1) with
+    per-tensor `scale`, as its quantize_i2_s writes them (bitnet/src/ggml-bitnet-mad.cpp): codes
+    0/1/2 for -1/0/+1, blocks of 128 consecutive values in 32 bytes, value j of a block in byte
+    j % 32 at bit shift 6 - 2 * (j // 32); after all blocks the f32 scale, padded to 32 bytes.
+    That is ne/4 + 32 bytes: what the fork's ggml_nbytes gives an I2_S tensor (its type traits
+    say 1 byte per value; ggml_nbytes divides by 4 and adds 32), so the loader reads exactly
+    this; ggml_vec_dot_i2_i8_s reads a row at ne0/4 bytes per row, the scale after the last."""
+    assert ternary.size % QK_I2_S == 0 and ternary.shape[-1] % QK_I2_S == 0
+    codes = (ternary.astype(np.int8) + 1).astype(np.uint8).reshape(-1, 4, 32)
+    packed = (codes[:, 0] << 6) | (codes[:, 1] << 4) | (codes[:, 2] << 2) | codes[:, 3]
+    out = packed.astype(np.uint8).tobytes() + np.float32(scale).tobytes()
+    return out + bytes(32 - 4)
+
+
+def unpack_i2_s(data, shape):
+    """The inverse of pack_i2_s: (ternary values, scale)."""
+    n = int(np.prod(shape))
+    packed = np.frombuffer(data[:n // 4], dtype=np.uint8).reshape(-1, 1, 32)
+    shifts = np.array([6, 4, 2, 0], dtype=np.uint8).reshape(1, 4, 1)
+    codes = (packed >> shifts) & 3
+    scale = float(np.frombuffer(data[n // 4:n // 4 + 4], dtype=np.float32)[0])
+    return (codes.astype(np.int8) - 1).reshape(shape), scale
+
+
+def bitnet_weights(seed, n_vocab, n_embd, n_ff, n_layer):
+    """{name: (kind, array[, scale])} in file order. kind "ternary": int8 values -1/0/+1 of numpy
+    shape (ne1, ne0) and a float32 scale; "embd": float32 values exact in F16; "norm": float32.
+
+    Random weights give near-ties among the logits, where another build (F32 against I2_S or
+    TQ2_0, with their 8-bit activations) picks the runner-up. So the last layer's FFN is a
+    lookup instead: FFN unit j has gate and up rows sign(E[j % n_vocab]) (E the embeddings,
+    entries under 0.4 in size made 0), so it fires for that token, and down column
+    sign(E[next(j % n_vocab)]), so the output points at the embedding of the next word: `next` is
+    one cycle through the vocabulary's normal tokens (words and pieces, no byte or special
+    tokens) in seeded order; the other tokens lead to a random one of them.
+    The logit leads are then tens of units. The attention (random) is weak enough to keep them,
+    and strong enough that the context changes the continuation."""
+    rng = np.random.default_rng(seed)
+
+    def ternary(n_out, n_in, scale):
+        values = rng.integers(-1, 2, size=(n_out, n_in), dtype=np.int8)
+        return ("ternary", values, np.float32(scale))
+
+    # The scales are exact in F16, as TQ2_0 keeps its block scales, so quantizing the F32 model to
+    # TQ2_0 (or to I2_S, whose scale is F32) gives back the same weights.
+
+    def norm(n, spread=0.2):
+        return ("norm", (1.0 + spread * rng.standard_normal(n)).astype(np.float32))
+
+    weights = {}
+    embd = rng.standard_normal((n_vocab, n_embd)).astype(np.float16).astype(np.float32)
+    weights["token_embd.weight"] = ("embd", embd)
+    sign = np.where(np.abs(embd) > 0.4, np.sign(embd), 0).astype(np.int8)
+    words = [i for i, kind in enumerate(vocabulary()[2]) if kind == 1]  # NORMAL: no bytes, no specials
+    assert words and all(i < n_vocab for i in words)
+    order = rng.permutation(words)
+    successor = {int(a): int(b) for a, b in zip(order, np.roll(order, -1))}
+    following = np.array([successor.get(v, int(order[rng.integers(len(order))])) for v in range(n_vocab)])
+    detects = np.arange(n_ff) % n_vocab
+    for i in range(n_layer):
+        p = f"blk.{i}."
+        weights[p + "attn_norm.weight"] = norm(n_embd)
+        weights[p + "attn_q.weight"] = ternary(n_embd, n_embd, 0.25)
+        weights[p + "attn_k.weight"] = ternary(n_embd, n_embd, 0.25)
+        weights[p + "attn_v.weight"] = ternary(n_embd, n_embd, 0.5)
+        weights[p + "attn_sub_norm.weight"] = norm(n_embd)
+        weights[p + "attn_output.weight"] = ternary(n_embd, n_embd, 0.09375)
+        weights[p + "ffn_norm.weight"] = norm(n_embd)
+        if i == n_layer - 1:
+            weights[p + "ffn_gate.weight"] = ("ternary", sign[detects], np.float32(0.0625))
+            weights[p + "ffn_up.weight"] = ("ternary", sign[detects], np.float32(0.0625))
+            weights[p + "ffn_sub_norm.weight"] = norm(n_ff)
+            down = np.ascontiguousarray(sign[following[detects]].T)
+            weights[p + "ffn_down.weight"] = ("ternary", down, np.float32(0.5))
+        else:
+            weights[p + "ffn_gate.weight"] = ternary(n_ff, n_embd, 0.125)
+            weights[p + "ffn_up.weight"] = ternary(n_ff, n_embd, 0.125)
+            weights[p + "ffn_sub_norm.weight"] = norm(n_ff)
+            weights[p + "ffn_down.weight"] = ternary(n_embd, n_ff, 0.03125)
+    weights["output_norm.weight"] = norm(n_embd, spread=0.0)
+    for kind, _, *scale in weights.values():
+        assert not scale or float(np.float16(scale[0])) == float(scale[0]), "scales must be exact in F16"
+    return weights
+
+
+def write_bitnet(path, i2_s, seed=2, n_embd=256, n_head=4, n_ff=512, n_layer=2,
+                 n_ctx_train=N_CTX_TRAIN, name="gguf-loader tiny bitnet"):
+    """A BitNet b1.58 model (architecture "bitnet"): F32 linear weights, or with `i2_s` the
+    fork's I2_S for them and F16 token embeddings (as the fork's llama-quantize does)."""
+    for n in (n_embd, n_ff):
+        assert n % QK_TQ2_0 == 0 and n % QK_I2_S == 0, "row lengths must fill TQ2_0 and I2_S blocks"
+    tokens, scores, types = vocabulary()
+    n_vocab = len(tokens)
+    weights = bitnet_weights(seed, n_vocab, n_embd, n_ff, n_layer)
+    writer = gguf.GGUFWriter(path, "bitnet")
+    writer.add_name(name)
+    writer.add_context_length(n_ctx_train)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(n_vocab)
+    writer.add_file_type(LLAMA_FTYPE_MOSTLY_I2_S if i2_s else gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_unk_token_id(0)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(True)
+    writer.add_add_eos_token(False)
+    for tensor, (kind, values, *scale) in weights.items():
+        if kind == "ternary" and i2_s:
+            data = np.frombuffer(pack_i2_s(values, scale[0]), dtype=np.int8)
+            # gguf-py has no I2_S: an int8 byte array with the raw type id and the logical
+            # shape (int8 data keeps raw_shape as it is) gives the fork's tensor info.
+            writer.add_tensor(tensor, data, raw_shape=values.shape, raw_dtype=GGML_TYPE_I2_S)
+        elif kind == "ternary":
+            writer.add_tensor(tensor, values.astype(np.float32) * scale[0])
+        elif kind == "embd" and i2_s:
+            writer.add_tensor(tensor, values.astype(np.float16))
+        else:
+            writer.add_tensor(tensor, values)
+    _finish(writer, path, n_vocab)
+
+
 # --- LoRA adapters -------------------------------------------------------------------------------
 
 # The base tensors each adapter changes (every layer).
@@ -377,6 +532,8 @@ def main():
                     name="gguf-loader tiny reranker", n_embd=48, n_head=3, n_ff=96, n_layer=2,
                     pooling=gguf.PoolingType.RANK, cls_labels=["irrelevant", "relevant"])
     write_tiny_t5(os.path.join(out, "tiny-t5.gguf"))
+    write_bitnet(os.path.join(out, "tiny-bitnet-f32.gguf"), i2_s=False)
+    write_bitnet(os.path.join(out, "tiny-bitnet.gguf"), i2_s=True)
     files = list(MODEL_FILES)
     if len(sys.argv) > 2:
         write_lora(os.path.join(out, "smollm2-lora.gguf"), gguf_shapes(sys.argv[2]), seed=5678,

@@ -537,8 +537,8 @@ impl Api<'_> {
         params: *const sys::llama_model_quantize_params,
     ) -> Result<u32> {
         match self.tables {
-            // SAFETY: as documented.
             Tables::Upstream(t) => {
+                // SAFETY: as documented.
                 Ok(unsafe { (t.llama_model_quantize)(fname_inp, fname_out, params) })
             }
             Tables::Bitnet(_) => Err(unsupported("llama_model_quantize")),
@@ -560,8 +560,8 @@ impl Api<'_> {
         root: *const c_char,
     ) -> Result<*mut llama_sampler> {
         match self.tables {
-            // SAFETY: as documented.
             Tables::Upstream(f) => {
+                // SAFETY: as documented.
                 Ok(unsafe { (f.llama_sampler_init_grammar)(vocab, grammar, root) })
             }
             Tables::Bitnet(_) => Err(unsupported("llama_sampler_init_grammar")),
