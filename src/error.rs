@@ -86,7 +86,7 @@ pub enum LoadError {
         reason: String,
     },
     /// A different llama.cpp build is already loaded in this process.
-    #[error("{requested} cannot be loaded: this process already uses the llama.cpp build in {loaded} (libraries share sonames, so one build per process)")]
+    #[error("{requested} cannot be loaded: this process already uses the llama.cpp build in {loaded} (one build per process: run a model that needs another build in a worker::WorkerModel)")]
     ConflictingBuild {
         /// The directory already loaded.
         loaded: PathBuf,

@@ -119,9 +119,22 @@ fn bitnet_files_are_recognised() {
         Family::BitNet
     );
     let typed = Builder::new("llama")
-        .raw_tensor("blk.0.ffn_up.weight", &[128, 4], 36, 128)
+        .raw_tensor("blk.0.ffn_up.weight", &[128, 4], 36, 160)
         .build();
     let file = inspect(write(dir.path(), "i2s.gguf", &typed)).unwrap();
+    assert_eq!(file.family, Family::BitNet);
+    // I2_S: 512 values at 4 per byte, then the f32 scale padded to 32 bytes.
+    assert_eq!(file.tensors[0].size_bytes, Some(160));
+    // A row that is not whole 128-value blocks is refused.
+    let ragged = Builder::new("llama")
+        .raw_tensor("blk.0.ffn_up.weight", &[96, 4], 36, 128)
+        .build();
+    assert!(inspect(write(dir.path(), "ragged.gguf", &ragged)).is_err());
+    // The lookup-table types are not sized (their layout is per model).
+    let tl1 = Builder::new("llama")
+        .raw_tensor("blk.0.ffn_up.weight", &[128, 4], 38, 128)
+        .build();
+    let file = inspect(write(dir.path(), "tl1.gguf", &tl1)).unwrap();
     assert_eq!(file.family, Family::BitNet);
     assert_eq!(file.tensors[0].size_bytes, None);
     let unknown = Builder::new("llama").raw_tensor("x", &[32], 77, 32).build();

@@ -259,7 +259,8 @@ pub enum MetadataValue {
 pub enum Family {
     /// Upstream llama.cpp.
     Upstream,
-    /// Microsoft's BitNet fork (architectures bitnet-b1.58 / bitnet-25, or I2_S/TL1/TL2 tensors).
+    /// Microsoft's BitNet fork (architectures bitnet-b1.58 / bitnet-25, or I2_S/I8_S/TL1/TL2
+    /// tensors).
     BitNet,
 }
 
@@ -274,7 +275,8 @@ pub struct TensorInfo {
     pub tensor_type: TensorType,
     /// Offset inside the data section.
     pub offset: u64,
-    /// Size in bytes (`None` for BitNet-fork types, whose layout upstream cannot size).
+    /// Size in bytes (`None` for the BitNet fork's lookup-table types TL1/TL2/I8_S, whose
+    /// layout depends on the model; I2_S is sized).
     pub size_bytes: Option<u64>,
     /// Number of elements.
     pub n_elements: u64,

@@ -422,6 +422,18 @@ fn parse<R: Read + Seek>(mut file: R, file_size: u64, path: &Path) -> Result<Ggu
                     tensor_type.name()
                 ))
             })?),
+            (None, Some("I2_S")) => Some(
+                tensor_type
+                    .bitnet_bytes_for(dims[0], n_elements)
+                    .ok_or_else(|| {
+                        c.error(format!(
+                            "tensor {name:?}: row length {} does not fit type {} (whole blocks of 128)",
+                            dims[0],
+                            tensor_type.name()
+                        ))
+                    })?,
+            ),
+            // The fork's lookup-table types are laid out per model: not sized here.
             (None, Some(_)) => None,
             (None, None) => {
                 return Err(GgufError::UnknownTensorType {

@@ -76,6 +76,17 @@ impl TensorType {
         }
     }
 
+    /// Bytes of a BitNet-fork tensor of `n_elements` elements, where its layout is known: I2_S
+    /// packs four ternary values per byte in rows of whole 128-value blocks, then one f32 scale
+    /// padded to 32 bytes (what the fork's `ggml_nbytes` gives). `None` for the other fork
+    /// types, a row length that is not a multiple of 128, or overflow.
+    pub fn bitnet_bytes_for(self, row_length: u64, n_elements: u64) -> Option<u64> {
+        if self.bitnet_name() != Some("I2_S") || row_length % 128 != 0 {
+            return None;
+        }
+        (n_elements / 4).checked_add(32)
+    }
+
     /// Bytes for `n_elements` elements (`None` for unknown types, a row length that is not a
     /// multiple of the block size, or overflow).
     pub fn bytes_for(self, row_length: u64, n_elements: u64) -> Option<u64> {

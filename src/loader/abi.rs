@@ -101,7 +101,7 @@ fn call_version(source: &dyn SymbolSource, symbol: &CStr) -> Result<String, Load
 /// `MissingSymbol` or `AbiMismatch` naming the library, found and expected.
 pub fn verify_ggml(base: &dyn SymbolSource) -> Result<(String, String), LoadError> {
     let found = call_version(base, c"ggml_version")
-        .map_err(|e| missing_as_mismatch(e, "ggml_version()", upstream::GGML_VERSION))?;
+        .map_err(|e| missing_as_mismatch(base, e, "ggml_version()", upstream::GGML_VERSION))?;
     if found != upstream::GGML_VERSION {
         return Err(LoadError::AbiMismatch {
             path: base.path().to_path_buf(),
@@ -120,7 +120,7 @@ pub fn verify_ggml(base: &dyn SymbolSource) -> Result<(String, String), LoadErro
 /// `MissingSymbol` or `AbiMismatch` naming the library, found and expected.
 pub fn verify_llama(llama: &dyn SymbolSource) -> Result<String, LoadError> {
     let found = call_version(llama, c"llama_version")
-        .map_err(|e| missing_as_mismatch(e, "llama_version()", upstream::LLAMA_VERSION))?;
+        .map_err(|e| missing_as_mismatch(llama, e, "llama_version()", upstream::LLAMA_VERSION))?;
     if found != upstream::LLAMA_VERSION {
         return Err(LoadError::AbiMismatch {
             path: llama.path().to_path_buf(),
@@ -175,16 +175,35 @@ pub fn verify_fingerprint(llama: &dyn SymbolSource) -> Result<(), LoadError> {
     })
 }
 
-fn missing_as_mismatch(error: LoadError, check: &str, expected: &str) -> LoadError {
+/// A missing version function as a mismatch; a library of the BitNet fork's build (its ggml
+/// kernels are visible through the library's dependencies) is named as such.
+fn missing_as_mismatch(
+    source: &dyn SymbolSource,
+    error: LoadError,
+    check: &str,
+    expected: &str,
+) -> LoadError {
     match error {
-        LoadError::MissingSymbol { path, symbol } => LoadError::AbiMismatch {
-            path,
-            check: check.into(),
-            found: format!(
-                "not exported (no `{symbol}`: a build older than the version functions)"
-            ),
-            expected: expected.into(),
-        },
+        LoadError::MissingSymbol { path, symbol } => {
+            let fork = bitnet::GGML_PRESENT_MARKERS.iter().all(|marker| {
+                let name = std::ffi::CString::new(*marker).expect("marker names have no NUL");
+                source.lookup(&name).is_some()
+            });
+            let found = if fork {
+                format!(
+                    "not exported: the BitNet fork's build ({}, which has no version functions)",
+                    bitnet::FORK_VERSION
+                )
+            } else {
+                format!("not exported (no `{symbol}`: a build older than the version functions)")
+            };
+            LoadError::AbiMismatch {
+                path,
+                check: check.into(),
+                found,
+                expected: expected.into(),
+            }
+        }
         other => other,
     }
 }

@@ -104,8 +104,12 @@ struct Inner {
 /// the same library.
 ///
 /// # Platform-specific behaviour
-/// Libraries that share sonames cannot be mixed in one process, so one build (one directory) is
-/// loaded per process; asking for another afterwards is `LoadError::ConflictingBuild`. Once
+/// One build (one directory) is loaded per process; asking for another afterwards is
+/// `LoadError::ConflictingBuild`. Builds of one code base share sonames (`libggml-base.so.0`
+/// of two upstream variants), and glibc binds a second build's dependencies to the first's
+/// by soname, silently; the upstream and BitNet-fork builds have different sonames and were
+/// measured to work side by side (`tests/c/two_builds.c`), but an abort in either would end
+/// both, so the second code base runs in a [`crate::worker::WorkerModel`] instead. Once
 /// initialised, the libraries stay mapped until the process exits (llama.cpp keeps threads and
 /// registries in them).
 #[derive(Clone)]
