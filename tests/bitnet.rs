@@ -530,6 +530,92 @@ child_cases! {
         }
     }
 
+    /// What issues 8-9 added works over the fork too: parallel sequences stream what each
+    /// prompt gives alone, a session saved to a file continues exactly, and chat templates
+    /// render (the model's own through minijinja, a built-in one through the fork).
+    fn engine_sessions_and_chat_work_on_the_fork() {
+        use gguf_loader::engine::parallel::{Event, ParallelEngine, Request};
+        use gguf_loader::{Prompt, Session};
+        let library = load_fork(&common::bitnet_dirs()[0].1);
+        let model = Model::load(&library, common::tiny_bitnet(), ModelParams::new()).unwrap();
+        let prompts = ["The three primary colors are", "Once upon a time", "the big red ball"];
+        let n = 12;
+        let params = |n_seq_max: u32| {
+            ContextParams::default()
+                .with_n_ctx(512)
+                .with_n_batch(64)
+                .with_n_seq_max(n_seq_max)
+                .with_threads(1)
+        };
+        let alone = |prompt: &str| -> Vec<i32> {
+            let mut context = Context::new(&model, params(1)).unwrap();
+            let mut sampler = Sampler::greedy(&model).unwrap();
+            context
+                .generate(prompt, &mut sampler, GenerateOptions::default().with_max_tokens(n))
+                .unwrap()
+                .filter_map(|p| p.unwrap().token)
+                .map(|t| t.id())
+                .collect()
+        };
+        let mut engine = ParallelEngine::new(Context::new(&model, params(2)).unwrap()).unwrap();
+        let ids: Vec<_> = prompts
+            .iter()
+            .map(|p| {
+                engine
+                    .submit(Request {
+                        prompt: Prompt::from(*p),
+                        sampler: Sampler::greedy(&model).unwrap(),
+                        options: GenerateOptions::default().with_max_tokens(n),
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let events = engine.run_to_completion().unwrap();
+        for (prompt, id) in prompts.iter().zip(&ids) {
+            let tokens: Vec<i32> = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Piece { request, piece } if request == id => piece.token.map(|t| t.id()),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(tokens, alone(prompt), "{prompt}");
+        }
+
+        // A session saved after 6 tokens and loaded into a new context continues as one run.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("session.bin");
+        let whole = alone(PROMPT);
+        let mut session = Session::new(Context::new(&model, params(1)).unwrap());
+        let mut sampler = Sampler::greedy(&model).unwrap();
+        let mut generation = session
+            .generate(PROMPT, &mut sampler, GenerateOptions::default().with_max_tokens(6))
+            .unwrap();
+        let first: Vec<i32> = generation.by_ref().filter_map(|p| p.unwrap().token).map(|t| t.id()).collect();
+        let undecoded = generation.undecoded_token();
+        drop(generation);
+        session.append(undecoded.as_slice()).unwrap();
+        session.save_state_file(&file).unwrap();
+        let mut resumed = Session::new(Context::new(&model, params(1)).unwrap());
+        resumed.load_state_file(&file).unwrap();
+        let tokens = resumed.tokens().to_vec();
+        let mut sampler = Sampler::greedy(&model).unwrap();
+        let rest: Vec<i32> = resumed
+            .generate(Prompt::Tokens(tokens), &mut sampler, GenerateOptions::default().with_max_tokens(n - 6))
+            .unwrap()
+            .filter_map(|p| p.unwrap().token)
+            .map(|t| t.id())
+            .collect();
+        assert_eq!(first, whole[..6]);
+        assert_eq!(rest, whole[6..], "the resumed session continues exactly");
+
+        // Chat: the tiny model has no template of its own; the fork's built-in chatml renders.
+        assert!(model.chat_template(None).unwrap().is_none());
+        let messages = [gguf_loader::ChatMessage::new("user", "hi")];
+        let text = gguf_loader::chat::apply_builtin(&library, "chatml", &messages, true).unwrap();
+        assert_eq!(text, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    }
+
     /// Upstream refuses a BitNet-fork model before llama.cpp reads it, naming the way to run it.
     fn upstream_refuses_a_bitnet_model() {
         let directory = VariantDirectory::open(&common::cpu_dir()).unwrap();

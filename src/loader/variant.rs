@@ -489,9 +489,8 @@ pub const BITNET_CPU_BUILDS: &[(&str, &[CpuFeature])] = {
         ("avx2", &[Avx, Avx2, Fma, F16c]),
         (
             "avx512",
-            &[
-                Avx, Avx2, Fma, F16c, Avx512F, Avx512Bw, Avx512Vl, Avx512Dq, Avx512Cd,
-            ],
+            // The fork's GGML_AVX512: -mavx512f -mavx512dq -mavx512bw (no VL, no CD).
+            &[Avx, Avx2, Fma, F16c, Avx512F, Avx512Dq, Avx512Bw],
         ),
     ]
 };
