@@ -328,9 +328,28 @@ fn bitnet_builds_are_ranked_by_model_family_and_isa() {
     opts.family = gguf_loader::loader::Family::BitNet;
     let (chosen, rejected) = pick(&opts);
     assert_eq!(chosen, "bitnet-cpu-avx2");
-    assert!(reason(&rejected, "bitnet-cpu-avx512").contains("Avx512F"));
     assert!(reason(&rejected, "cpu-haswell").contains("BitNet-fork model"));
     assert!(reason(&rejected, "bitnet-gpu").contains("TQ2_0"));
+
+    // Without AVX2 (the fork's I2_S kernels have no other x86 path) no BitNet build runs.
+    let mut sandybridge = options(profile(
+        "linux",
+        cpu("x86_64", &[&[Sse42, Avx]]),
+        vec![],
+        no_cuda(),
+    ));
+    sandybridge.family = gguf_loader::loader::Family::BitNet;
+    let ranked = rank(&sandybridge);
+    let avx2 = ranked
+        .iter()
+        .find(|c| c.variant.name() == "bitnet-cpu-avx2")
+        .unwrap();
+    assert!(
+        avx2.verdict.as_ref().unwrap_err().contains("Avx2"),
+        "{:?}",
+        avx2.verdict
+    );
+    assert!(ranked.iter().all(|c| c.verdict.is_err()));
 
     let mut skylake = options(profile(
         "linux",
@@ -339,13 +358,13 @@ fn bitnet_builds_are_ranked_by_model_family_and_isa() {
         no_cuda(),
     ));
     skylake.family = gguf_loader::loader::Family::BitNet;
-    assert_eq!(pick(&skylake).0, "bitnet-cpu-avx512");
+    assert_eq!(pick(&skylake).0, "bitnet-cpu-avx2");
     // `bitnet-cpu` forces the best build, also for an upstream model.
     skylake.family = gguf_loader::loader::Family::Upstream;
     skylake.force = Some("bitnet-cpu".into());
     let forced = rank(&skylake);
     assert_eq!(forced.len(), 1);
-    assert_eq!(forced[0].variant.name(), "bitnet-cpu-avx512");
+    assert_eq!(forced[0].variant.name(), "bitnet-cpu-avx2");
     assert!(forced[0].verdict.is_ok());
     gguf_loader::loader::select::check_name("GGUF_BACKEND", "bitnet-cpu").unwrap();
 }

@@ -458,7 +458,7 @@ impl LibraryVariant for CpuAutoVariant {
 }
 
 /// A build of Microsoft's BitNet fork (the 2024 llama.h, `sys::bitnet`): one CPU build per
-/// x86-64 ISA level its I2_S kernels run at (`bitnet-cpu-avx2`, `bitnet-cpu-avx512`), and the
+/// x86-64 ISA level its I2_S kernels run at (`bitnet-cpu-avx2`), and the
 /// declared, not provided, GPU build (`bitnet-gpu`). They serve BitNet-fork models only (I2_S
 /// tensors); `GGUF_BACKEND=bitnet-cpu` picks the best CPU build the machine runs.
 #[derive(Debug, Clone)]
@@ -469,7 +469,7 @@ pub struct BitNetVariant {
 }
 
 impl BitNetVariant {
-    /// The ISA level (`avx2`, `avx512`) of a CPU build; `None` for the GPU declaration.
+    /// The ISA level (`avx2`) of a CPU build; `None` for the GPU declaration.
     pub fn isa(&self) -> Option<&'static str> {
         self.isa
     }
@@ -481,18 +481,12 @@ impl BitNetVariant {
 }
 
 /// The BitNet fork's CPU builds that `variants/provision bitnet` makes: (ISA level, features
-/// its compiler flags assume). The fork's I2_S kernels have an AVX2 path only; the AVX-512 build
-/// compiles the rest of ggml (activation quantization, f32/f16 dot products) for AVX-512.
+/// its compiler flags assume). One per x86-64 level the fork's I2_S kernels support: they have
+/// an AVX2 path only (without AVX2 their dot product is empty, so the check is a correctness
+/// one). An AVX-512 build of the rest of ggml was measured no faster and is not built.
 pub const BITNET_CPU_BUILDS: &[(&str, &[CpuFeature])] = {
     use CpuFeature::*;
-    &[
-        ("avx2", &[Avx, Avx2, Fma, F16c]),
-        (
-            "avx512",
-            // The fork's GGML_AVX512: -mavx512f -mavx512dq -mavx512bw (no VL, no CD).
-            &[Avx, Avx2, Fma, F16c, Avx512F, Avx512Dq, Avx512Bw],
-        ),
-    ]
+    &[("avx2", &[Avx, Avx2, Fma, F16c])]
 };
 
 /// `GGUF_BACKEND` value that means "the best BitNet CPU build".
@@ -573,13 +567,14 @@ impl LibraryVariant for BitNetVariant {
 
 /// The BitNet fork's variants: CPU builds best first, then the GPU declaration.
 pub fn bitnet_variants() -> Vec<BitNetVariant> {
-    const NAMES: [&str; 2] = ["bitnet-cpu-avx2", "bitnet-cpu-avx512"];
     let mut all: Vec<BitNetVariant> = BITNET_CPU_BUILDS
         .iter()
-        .zip(NAMES)
         .rev()
-        .map(|((isa, required), name)| BitNetVariant {
-            name,
+        .map(|(isa, required)| BitNetVariant {
+            name: match *isa {
+                "avx2" => "bitnet-cpu-avx2",
+                _ => "bitnet-cpu",
+            },
             isa: Some(isa),
             required,
         })
@@ -592,7 +587,7 @@ pub fn bitnet_variants() -> Vec<BitNetVariant> {
     all
 }
 
-/// The name of the best BitNet CPU build for `hardware` (`bitnet-cpu-avx512`, ...).
+/// The name of the best BitNet CPU build for `hardware` (`bitnet-cpu-avx2`).
 pub fn best_bitnet_cpu(hardware: &HardwareProfile) -> Option<String> {
     bitnet_variants()
         .into_iter()

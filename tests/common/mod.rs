@@ -79,12 +79,9 @@ pub fn bitnet_source_dir() -> PathBuf {
 }
 
 /// The BitNet fork's variant directories that provisioning builds, as (ISA level, directory):
-/// `avx2` and `avx512`.
+/// `avx2` (the fork's I2_S kernels have no other x86 level).
 pub fn bitnet_dirs() -> Vec<(&'static str, PathBuf)> {
-    vec![
-        ("avx2", required_path("GGUF_LOADER_BITNET_AVX2_DIR")),
-        ("avx512", required_path("GGUF_LOADER_BITNET_AVX512_DIR")),
-    ]
+    vec![("avx2", required_path("GGUF_LOADER_BITNET_AVX2_DIR"))]
 }
 
 /// The tiny synthetic BitNet model with I2_S weights (the fork's type 36; only the fork loads it).
