@@ -346,15 +346,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map(|d| d.name.clone())
         .collect();
     eprintln!(
-        "variant: {} ({}) devices: {} | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        "variant: {} ({}) devices: {} | {}",
         selection.variant,
         selection.library.directory().path.display(),
         devices.join(","),
-        summary.prompt_tokens,
-        summary.prompt_tokens_per_second(),
-        summary.generated_tokens,
-        summary.tokens_per_second(),
-        summary.stop_reason
+        rates(&summary)
     );
     Ok(())
 }
@@ -419,14 +415,10 @@ fn run_in_process(args: &Args, path: &std::path::Path) -> Result<(), Box<dyn std
         .cloned()
         .ok_or("generation ended without a summary")?;
     eprintln!(
-        "variant: {} ({}) | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        "variant: {} ({}) | {}",
         selection.variant,
         selection.library.directory().path.display(),
-        summary.prompt_tokens,
-        summary.prompt_tokens_per_second(),
-        summary.generated_tokens,
-        summary.tokens_per_second(),
-        summary.stop_reason
+        rates(&summary)
     );
     Ok(())
 }
@@ -441,24 +433,13 @@ fn run_in_worker(args: &Args, path: &std::path::Path) -> Result<(), Box<dyn std:
     let mut worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
     let info = worker.info().clone();
     eprintln!("worker: {} ({})", info.pid, info.variant);
-    let mut stdout = std::io::stdout().lock();
-    let mut generation = worker.generate(worker_request(args))?;
-    print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
-    let summary = generation
-        .summary()
-        .cloned()
-        .ok_or("generation ended without a summary")?;
-    drop(generation);
+    let summary = stream_worker(args, &mut worker)?;
     eprintln!(
-        "variant: {} ({}) worker: {} | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        "variant: {} ({}) worker: {} | {}",
         info.variant,
         info.directory.display(),
         info.pid,
-        summary.prompt_tokens,
-        summary.prompt_tokens_per_second(),
-        summary.generated_tokens,
-        summary.tokens_per_second(),
-        summary.stop_reason
+        rates(&summary)
     );
     worker.shutdown();
     Ok(())
@@ -563,24 +544,13 @@ fn run_rpc(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         info.n_layer
     );
-    let mut stdout = std::io::stdout().lock();
-    let mut generation = worker.generate(worker_request(args))?;
-    print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
-    let summary = generation
-        .summary()
-        .cloned()
-        .ok_or("generation ended without a summary")?;
-    drop(generation);
+    let summary = stream_worker(args, &mut worker)?;
     eprintln!(
-        "variant: {} ({}) worker: {} | prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        "variant: {} ({}) worker: {} | {}",
         info.variant,
         info.directory.display(),
         info.pid,
-        summary.prompt_tokens,
-        summary.prompt_tokens_per_second(),
-        summary.generated_tokens,
-        summary.tokens_per_second(),
-        summary.stop_reason
+        rates(&summary)
     );
     worker.shutdown();
     Ok(())
@@ -659,6 +629,33 @@ fn main() -> ExitCode {
         || parse_args(std::env::args_os().skip(1)),
         run,
     )
+}
+
+/// `prompt: N tokens, X tok/s | generated: N tokens, X tok/s | stop: REASON`: the end of every
+/// `variant:` line.
+fn rates(summary: &gguf_loader::Summary) -> String {
+    format!(
+        "prompt: {} tokens, {:.1} tok/s | generated: {} tokens, {:.1} tok/s | stop: {:?}",
+        summary.prompt_tokens,
+        summary.prompt_tokens_per_second(),
+        summary.generated_tokens,
+        summary.tokens_per_second(),
+        summary.stop_reason
+    )
+}
+
+/// Streams the worker's completion of the prompt to stdout; its summary.
+fn stream_worker(
+    args: &Args,
+    worker: &mut gguf_loader::worker::WorkerModel,
+) -> Result<gguf_loader::Summary, Box<dyn std::error::Error>> {
+    let mut stdout = std::io::stdout().lock();
+    let mut generation = worker.generate(worker_request(args))?;
+    print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
+    Ok(generation
+        .summary()
+        .cloned()
+        .ok_or("generation ended without a summary")?)
 }
 
 /// Streams pieces to `out`: their text, or with `token_ids` one token id per line; a final

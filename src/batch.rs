@@ -194,6 +194,20 @@ impl Batch {
             .map(|(i, _)| i)
     }
 
+    /// The positions, one per token.
+    pub(crate) fn positions(&self) -> &[i32] {
+        &self.positions
+    }
+
+    /// Calls `f` with every token flagged for output, then restores the flags.
+    pub(crate) fn with_all_outputs<R>(&mut self, f: impl FnOnce(&mut Batch) -> R) -> R {
+        let saved = self.logits.clone();
+        self.logits.iter_mut().for_each(|l| *l = 1);
+        let result = f(self);
+        self.logits = saved;
+        result
+    }
+
     /// Calls `f` with C arrays over this batch; the pointers are valid only during the call.
     pub(crate) fn with_arrays<R>(&mut self, f: impl FnOnce(&BatchArrays) -> R) -> R {
         let base = self.seq_ids.as_mut_ptr();

@@ -89,15 +89,7 @@ fn c_bitnet_ids(variant_dir: &Path, model: &Path, n: usize, n_ctx: u32) -> Vec<(
         "the fork's C reference failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .map(|l| {
-            let mut parts = l.split_whitespace();
-            let id = parts.next().unwrap().parse().unwrap();
-            let margin = parts.next().map_or(f32::INFINITY, |m| m.parse().unwrap());
-            (id, margin)
-        })
-        .collect()
+    common::parse_greedy_output(&String::from_utf8_lossy(&output.stdout))
 }
 
 /// Loads the fork's build in `dir` (this process then holds it).

@@ -13,6 +13,8 @@ pub(crate) struct AbortState {
     cancelled: AtomicBool,
     callback: Mutex<Option<AbortCallback>>,
     panicked: AtomicBool,
+    /// Whether the callback told ggml to abort since the last call to `take_aborted`.
+    aborted: AtomicBool,
 }
 
 impl AbortState {
@@ -21,12 +23,20 @@ impl AbortState {
             cancelled: AtomicBool::new(false),
             callback: Mutex::new(None),
             panicked: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
         })
     }
 
     /// Whether the callback panicked since the last call (and clears the flag).
     pub(crate) fn take_panicked(&self) -> bool {
         self.panicked.swap(false, Ordering::Relaxed)
+    }
+
+    /// Whether the callback asked ggml to abort since the last call (and clears the flag).
+    /// The BitNet fork's decode returns 0 for an aborted computation, so this is how the
+    /// crate learns of it there.
+    pub(crate) fn take_aborted(&self) -> bool {
+        self.aborted.swap(false, Ordering::Relaxed)
     }
 }
 
@@ -35,6 +45,14 @@ pub(crate) unsafe extern "C" fn abort_trampoline(data: *mut c_void) -> bool {
     // SAFETY: `data` is the AbortState that the Context keeps alive (in an Arc) until after
     // llama_free; it is only read here.
     let state = unsafe { &*(data as *const AbortState) };
+    let abort = should_abort(state);
+    if abort {
+        state.aborted.store(true, Ordering::Relaxed);
+    }
+    abort
+}
+
+fn should_abort(state: &AbortState) -> bool {
     if state.cancelled.load(Ordering::Relaxed) {
         return true;
     }

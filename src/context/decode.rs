@@ -59,6 +59,24 @@ impl Context {
                 self.check_seq(seq)?;
             }
         }
+        if self.api().is_bitnet()
+            && pass == Pass::Decode
+            && self.sizes.embeddings
+            && self.sizes.pooling != super::Pooling::None
+        {
+            // The fork pools into one row per sequence id of the physical batch (which is the
+            // whole batch here, checked above): GGML_ASSERT(seq_id < n_tokens) in its
+            // llama_set_inputs, and the pooled row is read at offset seq_id.
+            let n = batch.len();
+            if let Some(seq) = (0..n)
+                .flat_map(|i| batch.seq_ids(i).iter().copied())
+                .find(|s| *s as usize >= n)
+            {
+                return Err(invalid(format!(
+                    "sequence {seq} in a batch of {n} tokens: the BitNet fork pools only sequence ids below the batch's token count"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -75,7 +93,10 @@ impl Context {
             .collect();
         sequences.sort_unstable();
         sequences.dedup();
-        let logits = pass == Pass::Decode && self.model.has_output_head();
+        // The fork computes no logits in a context with embeddings.
+        let logits = pass == Pass::Decode
+            && self.model.has_output_head()
+            && !(self.api().is_bitnet() && self.sizes.embeddings);
         Outputs::new(rows, logits, self.sizes.embeddings, sequences)
     }
 
@@ -83,6 +104,14 @@ impl Context {
     fn compute(&mut self, batch: &mut Batch, pass: Pass) -> Result<()> {
         self.outputs = Outputs::default();
         let ctx = self.raw.as_ptr();
+        let fork = self.api().is_bitnet();
+        // Upstream outputs every row of a batch in a context with embeddings; the fork only
+        // the rows flagged for logits (unless it pools): flag them all for the call.
+        let all_rows = fork
+            && pass == Pass::Decode
+            && self.sizes.embeddings
+            && self.sizes.pooling == super::Pooling::None;
+        self.abort.take_aborted();
         let code = {
             let model = &self.model;
             let api = model.api();
@@ -93,18 +122,54 @@ impl Context {
                 .shared_state
                 .read()
                 .unwrap_or_else(|p| p.into_inner());
-            batch.with_arrays(|arrays| match pass {
-                // SAFETY: a live context used from this thread only (&mut self); the batch was
-                // validated for this pass and its arrays hold `n_tokens` entries that live for
-                // the call.
-                Pass::Decode => unsafe { api.decode(ctx, arrays) },
-                // SAFETY: as above; the model has an encoder and the batch fits n_ubatch.
-                Pass::Encode => unsafe { api.encode(ctx, arrays) },
-            })
+            let run = |batch: &mut Batch| {
+                batch.with_arrays(|arrays| match pass {
+                    // SAFETY: a live context used from this thread only (&mut self); the batch
+                    // was validated for this pass and its arrays hold `n_tokens` entries that
+                    // live for the call.
+                    Pass::Decode => unsafe { api.decode(ctx, arrays) },
+                    // SAFETY: as above; the model has an encoder and the batch fits n_ubatch.
+                    Pass::Encode => unsafe { api.encode(ctx, arrays) },
+                })
+            };
+            if all_rows {
+                batch.with_all_outputs(run)
+            } else {
+                run(batch)
+            }
+        };
+        let aborted = self.abort.take_aborted();
+        let code = if fork && code == 0 && aborted {
+            // The fork's decode returns 0 when ggml aborted the computation (it only logs the
+            // status): the outputs are partial and the batch's cells hold what was computed
+            // so far. Remove the batch's positions from memory, as upstream does for the
+            // failed physical batch, and report the abort as upstream's code 2.
+            if pass == Pass::Decode {
+                self.forget_batch(batch);
+            }
+            2
+        } else {
+            code
         };
         self.finish_compute(code)?;
         self.outputs = self.outputs_of(batch, pass);
         Ok(())
+    }
+
+    /// Removes from memory, per sequence of `batch`, every position from the batch's first one
+    /// in that sequence on.
+    fn forget_batch(&mut self, batch: &Batch) {
+        let mut first: std::collections::BTreeMap<i32, i32> = std::collections::BTreeMap::new();
+        for (i, &pos) in batch.positions().iter().enumerate() {
+            for &seq in batch.seq_ids(i) {
+                let p = first.entry(seq).or_insert(pos);
+                *p = (*p).min(pos);
+            }
+        }
+        for (seq, pos) in first {
+            // The ids were checked and the range is open-ended: this cannot fail.
+            let _ = self.memory_seq_rm(Some(seq), Some(pos), None);
+        }
     }
 
     fn finish_compute(&mut self, code: i32) -> Result<()> {

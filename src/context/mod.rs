@@ -170,7 +170,13 @@ impl Context {
                 n_ctx_seq: api.n_ctx_seq(raw),
                 n_batch: api.n_batch(raw),
                 n_ubatch: api.n_ubatch(raw),
-                n_seq_max: api.n_seq_max(raw),
+                // The fork's llama_n_seq_max returns its KV cache's size; it uses the
+                // requested n_seq_max as given (at least 1, as settled here).
+                n_seq_max: if api.is_bitnet() {
+                    settings.n_seq_max
+                } else {
+                    api.n_seq_max(raw)
+                },
                 embeddings: settings.embeddings.unwrap_or(false),
                 pooling: pooling_from_c(api.pooling_type(raw)),
             }

@@ -75,6 +75,12 @@ impl Context {
                 ),
             });
         }
+        if self.sizes.embeddings && self.api().is_bitnet() {
+            return Err(Error::NotSupported {
+                operation: "logits",
+                reason: "the BitNet fork computes no logits in a context with embeddings (create one without embeddings to sample)".into(),
+            });
+        }
         if !self.outputs.logits {
             return Err(Error::OutputOutOfRange {
                 what: "logits",

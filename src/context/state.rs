@@ -396,15 +396,27 @@ impl Context {
         let blob = container.blob;
         self.outputs = Outputs::default();
         self.encoded = false;
-        let ctx = self.raw();
-        let api = self.api();
-        // SAFETY: a live context; `blob` holds `blob.len()` readable bytes, written by
-        // llama_state(_seq)_get_data of the same llama.cpp build for the same model and a
-        // compatible context (all verified above, checksum included); seq id in range.
-        let read = unsafe {
-            match seq {
-                None => api.state_set_data(ctx, blob.as_ptr(), blob.len()),
-                Some(s) => api.state_seq_set_data(ctx, blob.as_ptr(), blob.len(), s),
+        // A sequence blob starts with its cell count. The fork's reader of a sequence with
+        // no cell indexes cell `head - 1` and its batch's position -1 (GGML_ASSERTs on
+        // out-of-bounds reads); restoring nothing is removing the sequence's cells, which
+        // is all it would do before that.
+        let fork_empty_sequence = self.api().is_bitnet()
+            && seq.is_some()
+            && blob.get(..4) == Some(&0u32.to_le_bytes()[..]);
+        let read = if fork_empty_sequence {
+            self.forget(seq);
+            blob.len()
+        } else {
+            let ctx = self.raw();
+            let api = self.api();
+            // SAFETY: a live context; `blob` holds `blob.len()` readable bytes, written by
+            // llama_state(_seq)_get_data of the same llama.cpp build for the same model and
+            // a compatible context (all verified above, checksum included); seq id in range.
+            unsafe {
+                match seq {
+                    None => api.state_set_data(ctx, blob.as_ptr(), blob.len()),
+                    Some(s) => api.state_seq_set_data(ctx, blob.as_ptr(), blob.len(), s),
+                }
             }
         };
         if read != blob.len() {

@@ -443,6 +443,9 @@ pub(super) unsafe fn n_ubatch(t: &LlamaFunctions, ctx: *const llama_context) -> 
     unsafe { (t.llama_n_ubatch)(ctx.cast()) }
 }
 
+/// Beware: the fork's `llama_n_seq_max` returns the KV cache's size (`kv_self.size`: `n_ctx`
+/// for attention models), not the context's `n_seq_max`; `Context::new` keeps the value it
+/// asked for instead (the fork uses it as given, at least 1).
 pub(super) unsafe fn n_seq_max(t: &LlamaFunctions, ctx: *const llama_context) -> u32 {
     // SAFETY: a live context.
     unsafe { (t.llama_n_seq_max)(ctx.cast()) }
@@ -674,19 +677,50 @@ pub(super) unsafe fn memory_seq_add(
     unsafe { (t.llama_kv_cache_seq_add)(ctx_of(mem), seq_id, p0, p1, delta) }
 }
 
+/// The fork's function starts from 0, so it returns 0 for an empty sequence too (upstream
+/// returns -1). A 0 is told apart by the size of the sequence's state: the fork writes a cell
+/// count, then per cell a position, an id count and the K/V rows, so the size equals the size
+/// for an id no cell holds (negative ids other than -1 match no cell) exactly when the
+/// sequence has no cell.
 pub(super) unsafe fn memory_seq_pos_max(
     t: &LlamaFunctions,
     mem: llama_memory_t,
     seq_id: llama_seq_id,
 ) -> llama_pos {
+    let ctx = ctx_of(mem);
     // SAFETY: a live context; the sequence id in range.
-    unsafe { (t.llama_kv_cache_seq_pos_max)(ctx_of(mem), seq_id) }
+    let pos = unsafe { (t.llama_kv_cache_seq_pos_max)(ctx, seq_id) };
+    if pos != 0 {
+        return pos;
+    }
+    // SAFETY: a live context; the size is computed with a counting writer (no buffer, no
+    // exception), for any sequence id.
+    let (this, none) = unsafe {
+        (
+            (t.llama_state_seq_get_size)(ctx, seq_id),
+            (t.llama_state_seq_get_size)(ctx, llama_seq_id::MIN),
+        )
+    };
+    if this == none {
+        -1
+    } else {
+        0
+    }
 }
 
-/// The fork shifts positions of every non-recurrent model (it has no query function).
+/// The fork shifts positions of every non-recurrent model but DeepSeek-2, where its K-shift
+/// aborts ("Deepseek2 does not support K-shift"); it has no query function.
 pub(super) unsafe fn memory_can_shift(t: &LlamaFunctions, mem: llama_memory_t) -> bool {
     // SAFETY: a live context; its model lives as long as it.
-    unsafe { !(t.llama_model_is_recurrent)((t.llama_get_model)(ctx_of(mem))) }
+    let model = unsafe { (t.llama_get_model)(ctx_of(mem)) };
+    // SAFETY: a live model.
+    if unsafe { (t.llama_model_is_recurrent)(model) } {
+        return false;
+    }
+    // SAFETY: a live model (the fork's and upstream's opaque model types are the same
+    // object) and a C string key.
+    let arch = unsafe { meta_string(t, model.cast(), c"general.architecture") };
+    arch.as_deref() != Some("deepseek2")
 }
 
 // Samplers: the fork's sampler API is the same as upstream's for these.

@@ -284,6 +284,52 @@ impl ContextParamsC {
     }
 }
 
+/// Sets the fields both generations' `llama_context_params` have, with the same names and
+/// meanings (the pooling and cache-type enums have the same values in both), and the abort
+/// callback.
+macro_rules! set_shared_context_fields {
+    ($raw:ident, $s:ident, $abort:ident, $abort_data:ident) => {{
+        $raw.n_ctx = $s.n_ctx;
+        $raw.n_batch = $s.n_batch;
+        $raw.n_ubatch = $s.n_ubatch;
+        $raw.n_seq_max = $s.n_seq_max;
+        $raw.n_threads = $s.n_threads;
+        $raw.n_threads_batch = $s.n_threads_batch;
+        if let Some(v) = $s.embeddings {
+            $raw.embeddings = v;
+        }
+        if let Some(v) = $s.pooling {
+            $raw.pooling_type = pooling_to_c(v);
+        }
+        if let Some(v) = $s.rope_freq_base {
+            $raw.rope_freq_base = v;
+        }
+        if let Some(v) = $s.rope_freq_scale {
+            $raw.rope_freq_scale = v;
+        }
+        if let Some(v) = $s.yarn_ext_factor {
+            $raw.yarn_ext_factor = v;
+        }
+        if let Some(v) = $s.yarn_orig_ctx {
+            $raw.yarn_orig_ctx = v;
+        }
+        if let Some(v) = $s.type_k {
+            $raw.type_k = cache_type_to_c(v);
+        }
+        if let Some(v) = $s.type_v {
+            $raw.type_v = cache_type_to_c(v);
+        }
+        if let Some(v) = $s.offload_kqv {
+            $raw.offload_kqv = v;
+        }
+        if let Some(v) = $s.no_perf {
+            $raw.no_perf = v;
+        }
+        $raw.abort_callback = Some($abort);
+        $raw.abort_callback_data = $abort_data;
+    }};
+}
+
 /// Lays `settings` out over llama.cpp's defaults, with the abort callback installed.
 pub(crate) fn context_params(
     api: Api<'_>,
@@ -294,121 +340,37 @@ pub(crate) fn context_params(
     let raw = match api.tables {
         Tables::Upstream(t) => {
             // SAFETY: returns a struct by value; ABI verified.
-            let raw = unsafe { (t.llama_context_default_params)() };
-            ContextParamsRaw::Upstream(upstream_context_params(raw, s, abort, abort_data))
+            let mut raw = unsafe { (t.llama_context_default_params)() };
+            set_shared_context_fields!(raw, s, abort, abort_data);
+            if let Some(v) = s.flash_attention {
+                raw.flash_attn_type = match v {
+                    FlashAttention::Auto => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
+                    FlashAttention::Disabled => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+                    FlashAttention::Enabled => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+                };
+            }
+            if let Some(v) = s.op_offload {
+                raw.op_offload = v;
+            }
+            if let Some(v) = s.kv_unified {
+                raw.kv_unified = v;
+            }
+            ContextParamsRaw::Upstream(raw)
         }
         Tables::Bitnet(t) => {
             // SAFETY: as above.
             let mut raw = unsafe { (t.llama_context_default_params)() };
-            raw.n_ctx = s.n_ctx;
-            raw.n_batch = s.n_batch;
-            raw.n_ubatch = s.n_ubatch;
-            raw.n_seq_max = s.n_seq_max;
-            raw.n_threads = s.n_threads;
-            raw.n_threads_batch = s.n_threads_batch;
+            set_shared_context_fields!(raw, s, abort, abort_data);
             if let Some(v) = s.flash_attention {
                 // The fork has an on/off switch: "auto" keeps it off, its default.
                 raw.flash_attn = matches!(v, FlashAttention::Enabled);
             }
-            if let Some(v) = s.embeddings {
-                raw.embeddings = v;
-            }
-            if let Some(v) = s.pooling {
-                // The pooling enums have the same values in both generations.
-                raw.pooling_type = pooling_to_c(v);
-            }
-            if let Some(v) = s.rope_freq_base {
-                raw.rope_freq_base = v;
-            }
-            if let Some(v) = s.rope_freq_scale {
-                raw.rope_freq_scale = v;
-            }
-            if let Some(v) = s.yarn_ext_factor {
-                raw.yarn_ext_factor = v;
-            }
-            if let Some(v) = s.yarn_orig_ctx {
-                raw.yarn_orig_ctx = v;
-            }
-            if let Some(v) = s.type_k {
-                raw.type_k = cache_type_to_c(v);
-            }
-            if let Some(v) = s.type_v {
-                raw.type_v = cache_type_to_c(v);
-            }
-            if let Some(v) = s.offload_kqv {
-                raw.offload_kqv = v;
-            }
-            if let Some(v) = s.no_perf {
-                raw.no_perf = v;
-            }
             // op_offload and kv_unified have no counterpart: the fork offloads as it always
             // did and shares one KV buffer between sequences.
-            raw.abort_callback = Some(abort);
-            raw.abort_callback_data = abort_data;
             ContextParamsRaw::Bitnet(raw)
         }
     };
     ContextParamsC { raw }
-}
-
-fn upstream_context_params(
-    mut raw: llama_context_params,
-    s: &ContextSettings,
-    abort: unsafe extern "C" fn(*mut c_void) -> bool,
-    abort_data: *mut c_void,
-) -> llama_context_params {
-    raw.n_ctx = s.n_ctx;
-    raw.n_batch = s.n_batch;
-    raw.n_ubatch = s.n_ubatch;
-    raw.n_seq_max = s.n_seq_max;
-    raw.n_threads = s.n_threads;
-    raw.n_threads_batch = s.n_threads_batch;
-    if let Some(v) = s.flash_attention {
-        raw.flash_attn_type = match v {
-            FlashAttention::Auto => sys::LLAMA_FLASH_ATTN_TYPE_AUTO,
-            FlashAttention::Disabled => sys::LLAMA_FLASH_ATTN_TYPE_DISABLED,
-            FlashAttention::Enabled => sys::LLAMA_FLASH_ATTN_TYPE_ENABLED,
-        };
-    }
-    if let Some(v) = s.embeddings {
-        raw.embeddings = v;
-    }
-    if let Some(v) = s.pooling {
-        raw.pooling_type = pooling_to_c(v);
-    }
-    if let Some(v) = s.rope_freq_base {
-        raw.rope_freq_base = v;
-    }
-    if let Some(v) = s.rope_freq_scale {
-        raw.rope_freq_scale = v;
-    }
-    if let Some(v) = s.yarn_ext_factor {
-        raw.yarn_ext_factor = v;
-    }
-    if let Some(v) = s.yarn_orig_ctx {
-        raw.yarn_orig_ctx = v;
-    }
-    if let Some(v) = s.type_k {
-        raw.type_k = cache_type_to_c(v);
-    }
-    if let Some(v) = s.type_v {
-        raw.type_v = cache_type_to_c(v);
-    }
-    if let Some(v) = s.offload_kqv {
-        raw.offload_kqv = v;
-    }
-    if let Some(v) = s.op_offload {
-        raw.op_offload = v;
-    }
-    if let Some(v) = s.no_perf {
-        raw.no_perf = v;
-    }
-    if let Some(v) = s.kv_unified {
-        raw.kv_unified = v;
-    }
-    raw.abort_callback = Some(abort);
-    raw.abort_callback_data = abort_data;
-    raw
 }
 
 fn pooling_to_c(pooling: Pooling) -> sys::llama_pooling_type {

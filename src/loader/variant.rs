@@ -270,6 +270,15 @@ pub trait LibraryVariant: fmt::Debug + Send + Sync {
     }
 }
 
+/// The names of the features in `required` that the CPU of `hardware` lacks.
+fn missing_features(hardware: &HardwareProfile, required: &[CpuFeature]) -> Vec<String> {
+    required
+        .iter()
+        .filter(|f| !hardware.cpu.features.contains(f))
+        .map(|f| format!("{f:?}"))
+        .collect()
+}
+
 /// A CPU build for one x86-64 instruction-set level (one `libggml-cpu-<isa>.so`).
 #[derive(Debug, Clone)]
 pub struct CpuIsaVariant {
@@ -345,12 +354,7 @@ impl LibraryVariant for CpuIsaVariant {
                 self.module, hardware.cpu.arch
             ));
         }
-        let missing: Vec<String> = self
-            .required
-            .iter()
-            .filter(|f| !hardware.cpu.features.contains(f))
-            .map(|f| format!("{f:?}"))
-            .collect();
+        let missing = missing_features(hardware, self.required);
         if missing.is_empty() {
             Ok(())
         } else {
@@ -529,12 +533,7 @@ impl LibraryVariant for BitNetVariant {
                 if hardware.cpu.arch != "x86_64" {
                     return Err(format!("an x86-64 build ({} CPU)", hardware.cpu.arch));
                 }
-                let missing: Vec<String> = self
-                    .required
-                    .iter()
-                    .filter(|f| !hardware.cpu.features.contains(f))
-                    .map(|f| format!("{f:?}"))
-                    .collect();
+                let missing = missing_features(hardware, self.required);
                 if missing.is_empty() {
                     Ok(())
                 } else {

@@ -308,7 +308,12 @@ fn c_greedy_run(
         "C reference failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout)
+    parse_greedy_output(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The C reference programs' output: one `ID` or `ID MARGIN` per line.
+pub fn parse_greedy_output(stdout: &str) -> Vec<(i32, f32)> {
+    stdout
         .lines()
         .map(|l| {
             let mut parts = l.split_whitespace();
