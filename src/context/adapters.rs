@@ -109,7 +109,9 @@ impl Context {
     /// # Errors
     /// `InvalidArgument` (`control_vector`) when the vector was built for a model of another
     /// size (`n_embd`, `n_layer`), (`layers`) for an empty range or one outside
-    /// `1..=n_layer - 1`; `Null` when llama.cpp cannot allocate the vector.
+    /// `1..=n_layer - 1`; `NotSupported` with the BitNet fork for an architecture whose graph
+    /// there ignores control vectors (`bitnet`, BERT, T5, ...); `Null` when llama.cpp cannot
+    /// allocate the vector.
     #[doc(alias = "llama_set_adapter_cvec")]
     pub fn set_control_vector(
         &mut self,

@@ -39,6 +39,7 @@ impl Context {
             unsafe { self.api().memory_clear(memory, true) };
         }
         self.encoded = false;
+        self.shift_pending = false;
     }
 
     /// Smallest position stored for `seq_id` (`None` when empty).
@@ -188,6 +189,7 @@ impl Context {
         }
         // SAFETY: a live memory handle that can shift; seq_id in range; range checked.
         unsafe { self.api().memory_seq_add(memory, seq_id, p0, p1, delta) };
+        self.shift_pending = true;
         Ok(())
     }
 }

@@ -61,7 +61,8 @@ impl Context {
     /// negative to count from the last output (`-1`: the last one). `n_vocab` floats.
     ///
     /// # Errors
-    /// `NotSupported` for a model without an output head (embedding models); `OutputOutOfRange`
+    /// `NotSupported` for a model without an output head (embedding models), and with the
+    /// BitNet fork in a context with embeddings (it computes none there); `OutputOutOfRange`
     /// when `i` is not an output row of the last decode (or nothing was decoded since).
     #[doc(alias = "llama_get_logits_ith")]
     pub fn logits(&self, i: i32) -> Result<&[f32]> {

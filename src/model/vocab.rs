@@ -171,7 +171,8 @@ impl Model {
     /// # Errors
     /// `InvalidArgument` for text over 2 GiB or one that gives more tokens than can be counted,
     /// or `add_special` on a model that lacks a special token it asks for; `NotSupported` for a
-    /// model without a tokenizer.
+    /// model without a tokenizer; `TokenOutOfRange` with the BitNet fork when its tokenizer
+    /// adds a special id outside the vocabulary (its WordPiece CLS/SEP defaults).
     #[doc(alias = "llama_tokenize")]
     pub fn tokenize(
         &self,
@@ -205,7 +206,13 @@ impl Model {
             parameter: "text",
             reason: "gives more tokens than llama.cpp can count".into(),
         })?;
-        Ok(tokens.into_iter().map(Token).collect())
+        let tokens: Vec<Token> = tokens.into_iter().map(Token).collect();
+        if self.api().is_bitnet() {
+            // The fork's WordPiece tokenizer adds its CLS and SEP ids, which default to 101
+            // and 102 without being checked against the vocabulary.
+            self.check_tokens(&tokens)?;
+        }
+        Ok(tokens)
     }
 
     /// The bytes of one token (`special`: render special tokens as text).
