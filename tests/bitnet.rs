@@ -486,7 +486,11 @@ child_cases! {
         }
         let mut context = Context::new(&model, ContextParams::default().with_n_ctx(128).with_threads(1)).unwrap();
         top_after(&mut context, &model.tokenize("hello", true, false).unwrap());
-        assert!(matches!(context.memory_pos_min(0), Err(Error::Unsupported { .. })));
+        // The fork has no pos_min: it is read from its KV-cache view.
+        assert_eq!(context.memory_pos_min(0).unwrap(), Some(0));
+        context.memory_seq_rm(Some(0), Some(0), Some(1)).unwrap();
+        assert_eq!(context.memory_pos_min(0).unwrap(), Some(1));
+        assert_eq!(context.memory_pos_min(1).unwrap_or(None), None);
         assert!(context.memory_pos_max(0).unwrap().is_some());
         let out = tempfile::tempdir().unwrap();
         match Model::quantize(&library, common::tiny_bitnet_f32(), out.path().join("q.gguf"), QuantType::TQ2_0) {

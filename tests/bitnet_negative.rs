@@ -378,7 +378,7 @@ child_cases! {
         // An empty sequence has no largest position (the fork's own function says 0).
         assert_eq!(context.memory_pos_max(0).unwrap(), None);
         assert_eq!(context.memory_pos_max(1).unwrap(), None);
-        unsupported(context.memory_pos_min(0), "llama_memory_seq_pos_min");
+        assert_eq!(context.memory_pos_min(0).unwrap(), None);
         invalid(context.memory_seq_rm(Some(0), Some(5), Some(2)).map(|_| ()), "p0/p1");
         invalid(context.memory_seq_rm(Some(0), Some(-1), None).map(|_| ()), "p0/p1");
         // One token at position 0: its largest position is 0, not "empty".

@@ -45,15 +45,16 @@ impl Context {
     /// Smallest position stored for `seq_id` (`None` when empty).
     ///
     /// # Errors
-    /// [`Error::SequenceOutOfRange`]; `Unsupported` with the BitNet fork, which cannot tell.
+    /// [`Error::SequenceOutOfRange`].
     #[doc(alias = "llama_memory_seq_pos_min")]
     pub fn memory_pos_min(&self, seq_id: i32) -> Result<Option<i32>> {
         self.check_seq(seq_id)?;
         let Some(memory) = self.memory() else {
             return Ok(None);
         };
+        let n_seq_max = i32::try_from(self.sizes.n_seq_max).unwrap_or(i32::MAX);
         // SAFETY: a live memory handle; seq_id in range.
-        let pos = unsafe { self.api().memory_seq_pos_min(memory, seq_id) }?;
+        let pos = unsafe { self.api().memory_seq_pos_min(memory, seq_id, n_seq_max) };
         Ok((pos >= 0).then_some(pos))
     }
 

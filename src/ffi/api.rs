@@ -401,22 +401,22 @@ impl Api<'_> {
         }
     }
 
-    /// `llama_memory_seq_pos_min` (the fork has no counterpart).
+    /// `llama_memory_seq_pos_min` (the fork has no such function: it is read from its
+    /// KV-cache view, sized for `n_seq_max` sequences per cell).
     ///
     /// # Safety
-    /// A live memory handle; `seq_id` in range.
-    ///
-    /// # Errors
-    /// `Unsupported` on the fork.
+    /// A live memory handle; `seq_id` in range; `n_seq_max` the context's sequence count.
     pub(crate) unsafe fn memory_seq_pos_min(
         &self,
         mem: llama_memory_t,
         seq_id: llama_seq_id,
-    ) -> Result<llama_pos> {
+        n_seq_max: i32,
+    ) -> llama_pos {
         match self.tables {
             // SAFETY: as documented.
-            Tables::Upstream(t) => Ok(unsafe { (t.llama_memory_seq_pos_min)(mem, seq_id) }),
-            Tables::Bitnet(_) => Err(unsupported("llama_memory_seq_pos_min")),
+            Tables::Upstream(t) => unsafe { (t.llama_memory_seq_pos_min)(mem, seq_id) },
+            // SAFETY: as documented.
+            Tables::Bitnet(t) => unsafe { bitnet::memory_seq_pos_min(t, mem, seq_id, n_seq_max) },
         }
     }
 

@@ -708,6 +708,43 @@ pub(super) unsafe fn memory_seq_pos_max(
     }
 }
 
+/// The smallest position of `seq_id`, from the fork's KV-cache view (which adds any pending
+/// shift, as upstream's `llama_memory_seq_pos_min` reports it); -1 when the sequence is empty.
+pub(super) unsafe fn memory_seq_pos_min(
+    t: &LlamaFunctions,
+    mem: llama_memory_t,
+    seq_id: llama_seq_id,
+    n_seq_max: i32,
+) -> llama_pos {
+    let ctx = ctx_of(mem);
+    let per_cell = n_seq_max.max(1);
+    // SAFETY: a live context; the view is freed below (it mallocs its arrays in update).
+    let mut view = unsafe { (t.llama_kv_cache_view_init)(ctx, per_cell) };
+    // SAFETY: a live context and the view it initialised.
+    unsafe { (t.llama_kv_cache_view_update)(ctx, &mut view) };
+    let mut min: llama_pos = -1;
+    if !view.cells.is_null() && !view.cells_sequences.is_null() && view.n_cells > 0 {
+        let n_cells = view.n_cells as usize;
+        let per_cell = per_cell as usize;
+        // SAFETY: update sized `cells` for `n_cells` entries and `cells_sequences` for
+        // `n_cells * n_seq_max` ids, and filled them; nothing else touches the view.
+        let (cells, sequences) = unsafe {
+            (
+                std::slice::from_raw_parts(view.cells, n_cells),
+                std::slice::from_raw_parts(view.cells_sequences, n_cells * per_cell),
+            )
+        };
+        for (cell, ids) in cells.iter().zip(sequences.chunks_exact(per_cell)) {
+            if ids.contains(&seq_id) && (min < 0 || cell.pos < min) {
+                min = cell.pos;
+            }
+        }
+    }
+    // SAFETY: the view's arrays came from its update; freed once.
+    unsafe { (t.llama_kv_cache_view_free)(&mut view) };
+    min
+}
+
 /// The fork shifts positions of every non-recurrent model but DeepSeek-2, where its K-shift
 /// aborts ("Deepseek2 does not support K-shift"); it has no query function.
 pub(super) unsafe fn memory_can_shift(t: &LlamaFunctions, mem: llama_memory_t) -> bool {
