@@ -21,7 +21,6 @@ mod gguf_build;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use gguf_loader::loader::{LlamaLibrary, PluginSelection, RawLibrary, VariantDirectory};
 use gguf_loader::model::QuantType;
@@ -38,35 +37,13 @@ const CLEAR_MARGIN: f32 = 0.5;
 /// The C reference over the fork (tests/c/greedy_bitnet.c), built against the fork's headers
 /// and linked with the libraries of `variant_dir`.
 fn c_greedy_bitnet(variant_dir: &Path) -> PathBuf {
-    static BUILT: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
-    let mut built = BUILT.lock().unwrap();
-    if let Some((_, bin)) = built.iter().find(|(dir, _)| dir == variant_dir) {
-        return bin.clone();
-    }
-    let out_dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-greedy-bitnet-{}", built.len()));
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let bin = out_dir.join(format!("greedy-bitnet-{}", std::process::id()));
-    let src = std::fs::read_to_string(common::repo_root().join("tests/c/greedy_bitnet.c")).unwrap();
     let source = common::bitnet_source_dir().join("3rdparty/llama.cpp");
-    let include = format!("-I{}", source.join("include").display());
-    let ggml_include = format!("-I{}", source.join("ggml/include").display());
-    let lib_dir = format!("-L{}", variant_dir.display());
-    let rpath = format!("-Wl,-rpath,{}", variant_dir.display());
-    common::compile_c(
-        &src,
-        &bin,
-        &[
-            &include,
-            &ggml_include,
-            &lib_dir,
-            &rpath,
-            "-lllama",
-            "-lggml",
-        ],
-    );
-    built.push((variant_dir.to_path_buf(), bin.clone()));
-    bin
+    common::c_reference(
+        "greedy_bitnet.c",
+        variant_dir,
+        &[source.join("include"), source.join("ggml/include")],
+        &["-lllama", "-lggml"],
+    )
 }
 
 /// Greedy ids (with each one's lead over the runner-up) from the fork's C reference.
@@ -112,17 +89,7 @@ fn crate_greedy(model: &Model, n: usize, n_ctx: u32) -> Vec<i32> {
             .with_threads(1),
     )
     .unwrap();
-    let mut sampler = Sampler::greedy(model).unwrap();
-    context
-        .generate(
-            PROMPT,
-            &mut sampler,
-            GenerateOptions::default().with_max_tokens(n),
-        )
-        .unwrap()
-        .filter_map(|p| p.unwrap().token)
-        .map(|t| t.id())
-        .collect()
+    common::greedy_ids(&mut context, PROMPT, n)
 }
 
 /// The crate on `dir` (in this process) against the C reference on the same libraries.
@@ -202,17 +169,7 @@ fn greedy_with_margins(library: &LlamaLibrary, path: &Path, n: usize) -> Vec<(i3
             .with_threads(1),
     )
     .unwrap();
-    let mut sampler = Sampler::greedy(&model).unwrap();
-    let ids: Vec<i32> = context
-        .generate(
-            PROMPT,
-            &mut sampler,
-            GenerateOptions::default().with_max_tokens(n),
-        )
-        .unwrap()
-        .filter_map(|p| p.unwrap().token)
-        .map(|t| t.id())
-        .collect();
+    let ids = common::greedy_ids(&mut context, PROMPT, n);
     drop(context);
     let tops = tops_along(&model, &ids);
     for ((top, _), id) in tops.iter().zip(&ids) {
@@ -541,13 +498,7 @@ child_cases! {
         };
         let alone = |prompt: &str| -> Vec<i32> {
             let mut context = Context::new(&model, params(1)).unwrap();
-            let mut sampler = Sampler::greedy(&model).unwrap();
-            context
-                .generate(prompt, &mut sampler, GenerateOptions::default().with_max_tokens(n))
-                .unwrap()
-                .filter_map(|p| p.unwrap().token)
-                .map(|t| t.id())
-                .collect()
+            common::greedy_ids(&mut context, prompt, n)
         };
         let mut engine = ParallelEngine::new(Context::new(&model, params(2)).unwrap()).unwrap();
         let ids: Vec<_> = prompts

@@ -100,17 +100,7 @@ fn last_alone(model: &Model, tokens: &[Token]) -> Vec<f32> {
 
 /// `n` greedy ids of `prompt` through `generate`.
 fn greedy(context: &mut Context, prompt: &str, n: usize) -> Vec<i32> {
-    let mut sampler = Sampler::greedy(context.model()).unwrap();
-    context
-        .generate(
-            prompt,
-            &mut sampler,
-            GenerateOptions::default().with_max_tokens(n),
-        )
-        .unwrap()
-        .filter_map(|p| p.unwrap().token)
-        .map(|t| t.id())
-        .collect()
+    common::greedy_ids(context, prompt, n)
 }
 
 #[track_caller]

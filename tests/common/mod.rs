@@ -157,36 +157,63 @@ pub fn compile_c(source: &str, output: &Path, extra_args: &[&str]) {
 /// The C reference program (tests/c/greedy.c), compiled against the pinned headers and linked
 /// with the libraries of `variant_dir`.
 pub fn c_greedy(variant_dir: &Path) -> PathBuf {
-    static BUILT: Mutex<Vec<(PathBuf, PathBuf)>> = Mutex::new(Vec::new());
+    let source = source_dir();
+    c_reference(
+        "greedy.c",
+        variant_dir,
+        &[source.join("include"), source.join("ggml/include")],
+        &["-lllama", "-lggml", "-lggml-base"],
+    )
+}
+
+/// The C program `tests/c/NAME`, compiled once per (program, variant directory) against the
+/// headers in `include_dirs` and linked with `libs` of `variant_dir` (found there at run time).
+pub fn c_reference(
+    name: &str,
+    variant_dir: &Path,
+    include_dirs: &[PathBuf],
+    libs: &[&str],
+) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap();
-    if let Some((_, bin)) = built.iter().find(|(dir, _)| dir == variant_dir) {
+    if let Some((_, _, bin)) = built
+        .iter()
+        .find(|(n, dir, _)| n == name && dir == variant_dir)
+    {
         return bin.clone();
     }
+    let stem = name.trim_end_matches(".c");
     let out_dir =
-        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-greedy-{}", built.len()));
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("c-{stem}-{}", built.len()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let bin = out_dir.join(format!("greedy-{}", std::process::id()));
-    let src = std::fs::read_to_string(repo_root().join("tests/c/greedy.c")).unwrap();
-    let source = source_dir();
-    let include = format!("-I{}", source.join("include").display());
-    let ggml_include = format!("-I{}", source.join("ggml/include").display());
-    let lib_dir = format!("-L{}", variant_dir.display());
-    let rpath = format!("-Wl,-rpath,{}", variant_dir.display());
-    compile_c(
-        &src,
-        &bin,
-        &[
-            &include,
-            &ggml_include,
-            &lib_dir,
-            &rpath,
-            "-lllama",
-            "-lggml",
-            "-lggml-base",
-        ],
-    );
-    built.push((variant_dir.to_path_buf(), bin.clone()));
+    let bin = out_dir.join(format!("{stem}-{}", std::process::id()));
+    let src = std::fs::read_to_string(repo_root().join("tests/c").join(name)).unwrap();
+    let mut args: Vec<String> = include_dirs
+        .iter()
+        .map(|d| format!("-I{}", d.display()))
+        .collect();
+    args.push(format!("-L{}", variant_dir.display()));
+    args.push(format!("-Wl,-rpath,{}", variant_dir.display()));
+    args.extend(libs.iter().map(|l| l.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    compile_c(&src, &bin, &args);
+    built.push((name.to_string(), variant_dir.to_path_buf(), bin.clone()));
     bin
+}
+
+/// `n` greedy ids of `prompt` through the crate's `generate` on `context`.
+pub fn greedy_ids(context: &mut gguf_loader::Context, prompt: &str, n: usize) -> Vec<i32> {
+    let mut sampler = gguf_loader::Sampler::greedy(context.model()).unwrap();
+    context
+        .generate(
+            prompt,
+            &mut sampler,
+            gguf_loader::GenerateOptions::default().with_max_tokens(n),
+        )
+        .unwrap()
+        .filter_map(|p| p.unwrap().token)
+        .map(|t| t.id())
+        .collect()
 }
 
 /// Greedy token ids from the C reference program. It uses the CPU's extra buffer types exactly
