@@ -65,9 +65,18 @@ impl Llama {
         let head = |explicit: Option<u64>| explicit.unwrap_or(self.n_embd / self.n_head);
         let (head_k, head_v) = (head(self.key_length), head(self.value_length));
         let n_vocab = self.tokens.len() as u64;
-        let mut types = vec![2i32, 3, 3];
-        types.extend(std::iter::repeat(6).take(256));
-        types.resize(self.tokens.len(), 1);
+        // unknown, control, control, then byte tokens (`<0xXX>`) and normal ones.
+        let types: Vec<i32> = self
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| match i {
+                0 => 2,
+                1 | 2 => 3,
+                _ if t.starts_with("<0x") => 6,
+                _ => 1,
+            })
+            .collect();
         let mut kv: Vec<(String, Value)> = vec![
             ("general.name".into(), Value::Str("hparams test".into())),
             ("llama.context_length".into(), Value::U32(256)),
@@ -594,6 +603,8 @@ fn real_models_pass() {
 
 /// Environment variables that make [`child_loads_one_model`] load a model.
 const CHILD_MODEL: &str = "GGUF_HPARAMS_CHILD_MODEL";
+/// The text the child tokenizes after loading (then it prints that outcome).
+const CHILD_TOKENIZE: &str = "GGUF_HPARAMS_CHILD_TOKENIZE";
 const CHILD_OVERRIDE: &str = "GGUF_HPARAMS_CHILD_OVERRIDE";
 
 /// The child side of [`crashing_models_are_refused_through_the_safe_api`]: does nothing unless
@@ -618,7 +629,16 @@ fn child_loads_one_model() {
         ));
     }
     match Model::load(&library, Path::new(&model), params) {
-        Ok(_) => println!("CHILD-OUTCOME loaded"),
+        Ok(model) => match std::env::var(CHILD_TOKENIZE) {
+            Ok(text) => match model.tokenize(&text, true, false) {
+                Ok(tokens) => println!("CHILD-OUTCOME tokenized {}", tokens.len()),
+                Err(Error::InvalidArgument { parameter, .. }) => {
+                    println!("CHILD-OUTCOME refused {parameter}")
+                }
+                Err(other) => println!("CHILD-OUTCOME other error: {other}"),
+            },
+            Err(_) => println!("CHILD-OUTCOME loaded"),
+        },
         Err(Error::Gguf(GgufError::BadHyperparameter { key, .. })) => {
             println!("CHILD-OUTCOME refused {key}")
         }
@@ -698,6 +718,59 @@ fn crashing_models_are_refused_through_the_safe_api() {
         failures.len(),
         runs.len(),
         failures.join("\n")
+    );
+}
+
+/// A SentencePiece vocabulary without byte tokens: llama.cpp's tokenizer spells a character
+/// that is not a token with `<0xXX>` tokens and throws (`std::map::at`) when there are none,
+/// which aborts the process. The crate refuses such text (and tokenizes what needs no bytes).
+#[test]
+fn text_an_spm_vocabulary_cannot_spell_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("no-bytes.gguf");
+    let model = Llama {
+        tokens: [
+            "<unk>",
+            "<s>",
+            "</s>",
+            "\u{2581}",
+            "\u{2581}a",
+            "\u{2581}b",
+            "a",
+            "b",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Llama::default()
+    };
+    std::fs::write(&path, model.build()).unwrap();
+    let tokenize = |text: &str| {
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command
+            .args([
+                "--exact",
+                "child_loads_one_model",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_MODEL, &path)
+            .env(CHILD_TOKENIZE, text);
+        let output = command.output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let outcome = stdout
+            .lines()
+            .find_map(|l| l.split_once("CHILD-OUTCOME ").map(|(_, o)| o.to_string()));
+        (output.status.to_string(), outcome)
+    };
+    assert_eq!(
+        tokenize("a b ab"),
+        ("exit status: 0".into(), Some("tokenized 5".into())),
+        "text made of tokens and characters that are tokens"
+    );
+    assert_eq!(
+        tokenize("a x"),
+        ("exit status: 0".into(), Some("refused text".into())),
+        "'x' is no token and has no byte token"
     );
 }
 

@@ -410,6 +410,8 @@ impl Model {
             n_vocab: n_vocab.max(0),
             has_encoder,
             has_decoder,
+            byte_fallback: super::byte_fallback::ByteFallbackGuard::from_file(&file)
+                .map(std::sync::Arc::new),
         };
         Ok(Model::from_inner(ModelInner {
             library: library.clone(),

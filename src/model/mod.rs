@@ -5,6 +5,7 @@
 //! - `vocab`: tokenizer, special tokens, token ids;
 //! - `metadata`: description, metadata, chat template, sampling defaults.
 
+mod byte_fallback;
 mod load;
 mod metadata;
 pub mod params;
@@ -61,6 +62,9 @@ pub(crate) struct ModelFacts {
     pub(crate) n_gpu_layers: i32,
     pub(crate) has_encoder: bool,
     pub(crate) has_decoder: bool,
+    /// A SentencePiece vocabulary without the byte tokens of some bytes: the text that would
+    /// make llama.cpp's tokenizer throw is refused first.
+    pub(crate) byte_fallback: Option<std::sync::Arc<byte_fallback::ByteFallbackGuard>>,
 }
 
 pub(crate) struct ModelInner {

@@ -170,7 +170,9 @@ impl Model {
     ///
     /// # Errors
     /// `InvalidArgument` for text over 2 GiB or one that gives more tokens than can be counted,
-    /// or `add_special` on a model that lacks a special token it asks for; `NotSupported` for a
+    /// `add_special` on a model that lacks a special token it asks for, or, with a
+    /// SentencePiece vocabulary that lacks some byte tokens, text with a character only those
+    /// could spell (llama.cpp's tokenizer would throw); `NotSupported` for a
     /// model without a tokenizer; `TokenOutOfRange` with the BitNet fork when its tokenizer
     /// adds a special id outside the vocabulary (its WordPiece CLS/SEP defaults).
     #[doc(alias = "llama_tokenize")]
@@ -183,6 +185,12 @@ impl Model {
         self.require_tokenizer()?;
         if add_special {
             self.check_add_special()?;
+        }
+        if let Some(guard) = &self.inner.facts.byte_fallback {
+            guard.check(text).map_err(|reason| Error::InvalidArgument {
+                parameter: "text",
+                reason,
+            })?;
         }
         let len = i32::try_from(text.len()).map_err(|_| Error::InvalidArgument {
             parameter: "text",
