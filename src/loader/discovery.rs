@@ -153,17 +153,25 @@ impl VariantDirectory {
         let abi = match manifest.as_ref().and_then(|m| m.abi.as_deref()) {
             Some(ABI_BITNET_2024) => AbiGeneration::BitNet2024,
             Some(_) => AbiGeneration::Upstream,
-            None if manifest.is_none() && find_library(dir, "ggml-base").is_none() => {
+            // The fork's pair without upstream's libggml-base (an empty or partial directory
+            // is reported as a missing upstream library).
+            None if manifest.is_none()
+                && find_library(dir, "ggml-base").is_none()
+                && find_library(dir, "ggml").is_some()
+                && find_library(dir, "llama").is_some() =>
+            {
                 AbiGeneration::BitNet2024
             }
             None => AbiGeneration::Upstream,
         };
+        // Looked for in load order: libggml-base (upstream only), libggml, libllama.
+        let ggml_base = match abi {
+            AbiGeneration::Upstream => Some(find("ggml-base")?),
+            AbiGeneration::BitNet2024 => None,
+        };
         let ggml = find("ggml")?;
         let libraries = CoreLibraries {
-            ggml_base: match abi {
-                AbiGeneration::Upstream => find("ggml-base")?,
-                AbiGeneration::BitNet2024 => ggml.clone(),
-            },
+            ggml_base: ggml_base.unwrap_or_else(|| ggml.clone()),
             ggml,
             llama: find("llama")?,
         };
