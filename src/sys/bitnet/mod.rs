@@ -1,5 +1,5 @@
 //! The BitNet fork's ABI generation: Microsoft's bitnet.cpp (October 2024), whose vendored
-//! llama.cpp (build ~3947) has the old llama.h, as patched in the source of the crates.io crate
+//! llama.cpp (build ~3947) has the old llama.h, as patched in the source of the registry crate
 //! `bitnet-cpp-sys = "=0.0.5"`.
 //!
 //! Its llama.h is older than [`crate::sys::upstream`]'s: the same names often stand for other

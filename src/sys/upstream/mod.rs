@@ -1,5 +1,5 @@
 //! The pinned upstream ABI generation: llama.cpp 0.6.0-dev / ggml 0.26.0, as vendored in the
-//! crates.io crate `llama-cpp-sys-2 = "=0.1.161"`.
+//! registry crate `llama-cpp-sys-2 = "=0.1.161"`.
 
 pub mod ggml;
 pub mod llama;
