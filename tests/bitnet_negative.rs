@@ -924,30 +924,41 @@ child_cases! {
         assert!(matches!(context.decode(&mut batch), Err(Error::CallbackPanicked { .. })));
     }
 
-    /// A shift of positions is applied to the cached keys by the next computation, and the
-    /// fork marks it done even when that computation is aborted: the memory is then cleared
-    /// instead of being left half-rotated.
-    fn an_aborted_decode_after_a_shift_clears_the_memory() {
+    /// The fork applies a shift of positions to the cached keys at once (its KV-cache view
+    /// would add a pending shift to the shifted positions again, and a decode aborted while
+    /// applying one marks it done anyway): positions read right after a shift are the shifted
+    /// ones, a shift the abort callback stops is an error that clears the memory, and a decode
+    /// aborted after a shift forgets only its own batch.
+    fn shifts_are_applied_at_once_and_an_aborted_shift_clears_the_memory() {
         let m = bitnet();
         let mut context = ctx(&m);
         let tokens = words(&m, "hello world the cat");
+        let n = tokens.len() as i32;
         let mut batch = Batch::new(tokens.len(), 1).unwrap();
         batch.add_sequence(&tokens, 0, 0, true).unwrap();
         context.decode(&mut batch).unwrap();
         context.memory_seq_rm(Some(0), Some(0), Some(1)).unwrap();
         context.memory_seq_add(0, Some(1), None, -1).unwrap();
+        assert_eq!(context.memory_pos_min(0).unwrap(), Some(0));
+        assert_eq!(context.memory_pos_max(0).unwrap(), Some(n - 2));
+        // A decode aborted after the shift removes its own position only.
         context.set_abort_callback(|| true);
         let mut one = Batch::new(1, 1).unwrap();
-        one.add(Token(7), tokens.len() as i32 - 1, &[0], true).unwrap();
+        one.add(Token(7), n - 1, &[0], true).unwrap();
         assert!(matches!(context.decode(&mut one), Err(Error::Decode(DecodeError::Aborted))));
+        assert_eq!(context.memory_pos_max(0).unwrap(), Some(n - 2));
+        // A shift the callback stops: an error, and the memory cleared.
+        assert!(matches!(
+            context.memory_seq_add(0, Some(1), None, -1),
+            Err(Error::Decode(DecodeError::Aborted))
+        ));
         assert_eq!(context.memory_pos_max(0).unwrap(), None, "cleared, not half-shifted");
-        // Without an abort the shift is applied and the memory kept.
         context.set_abort_callback(|| false);
         context.decode(&mut batch).unwrap();
         context.memory_seq_rm(Some(0), Some(0), Some(1)).unwrap();
         context.memory_seq_add(0, Some(1), None, -1).unwrap();
         context.decode(&mut one).unwrap();
-        assert_eq!(context.memory_pos_max(0).unwrap(), Some(tokens.len() as i32 - 1));
+        assert_eq!(context.memory_pos_max(0).unwrap(), Some(n - 1));
     }
 
     // ---- The shared model.

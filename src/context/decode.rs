@@ -143,21 +143,15 @@ impl Context {
             // The fork's decode returns 0 when ggml aborted the computation (it only logs the
             // status): the outputs are partial and the batch's cells hold what was computed
             // so far. Remove the batch's positions from memory, as upstream does for the
-            // failed physical batch, and report the abort as upstream's code 2. A pending
-            // shift was applied to the cached keys in the same computation and is marked done
-            // even when the abort cut it short, so the cache cannot be trusted: cleared.
-            if self.shift_pending {
-                self.clear_memory();
-            } else if pass == Pass::Decode {
+            // failed physical batch, and report the abort as upstream's code 2 (no shift is
+            // pending there: the fork applies shifts at once, see `memory_seq_add`).
+            if pass == Pass::Decode {
                 self.forget_batch(batch);
             }
             2
         } else {
             code
         };
-        if code == 0 {
-            self.shift_pending = false;
-        }
         self.finish_compute(code)?;
         self.outputs = self.outputs_of(batch, pass);
         Ok(())
@@ -193,9 +187,7 @@ impl Context {
     /// fit the context (with the BitNet fork, pooled embeddings also need every sequence id
     /// below the batch's token count); `NotSupported` when an encoder-decoder model has not
     /// encoded yet; `Decode` for llama.cpp's codes (context full, aborted, ...);
-    /// `CallbackPanicked`. With the BitNet fork, an aborted decode that was applying a shift of
-    /// positions (`memory_seq_add` since the last computation) clears the memory: the fork
-    /// cannot tell how far the shift got.
+    /// `CallbackPanicked`.
     #[doc(alias = "llama_decode")]
     pub fn decode(&mut self, batch: &mut Batch) -> Result<()> {
         self.check_batch(batch, Pass::Decode)?;

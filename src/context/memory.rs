@@ -39,7 +39,6 @@ impl Context {
             unsafe { self.api().memory_clear(memory, true) };
         }
         self.encoded = false;
-        self.shift_pending = false;
     }
 
     /// Smallest position stored for `seq_id` (`None` when empty).
@@ -52,9 +51,11 @@ impl Context {
         let Some(memory) = self.memory() else {
             return Ok(None);
         };
-        let n_seq_max = i32::try_from(self.sizes.n_seq_max).unwrap_or(i32::MAX);
-        // SAFETY: a live memory handle; seq_id in range.
-        let pos = unsafe { self.api().memory_seq_pos_min(memory, seq_id, n_seq_max) };
+        // SAFETY: a live memory handle; seq_id in range; the context's sequence count.
+        let pos = unsafe {
+            self.api()
+                .memory_seq_pos_min(memory, seq_id, self.sequence_count())
+        };
         Ok((pos >= 0).then_some(pos))
     }
 
@@ -68,8 +69,11 @@ impl Context {
         let Some(memory) = self.memory() else {
             return Ok(None);
         };
-        // SAFETY: a live memory handle; seq_id in range.
-        let pos = unsafe { self.api().memory_seq_pos_max(memory, seq_id) };
+        // SAFETY: a live memory handle; seq_id in range; the context's sequence count.
+        let pos = unsafe {
+            self.api()
+                .memory_seq_pos_max(memory, seq_id, self.sequence_count())
+        };
         Ok((pos >= 0).then_some(pos))
     }
 
@@ -149,7 +153,10 @@ impl Context {
     ///
     /// # Errors
     /// [`Error::SequenceOutOfRange`]; `InvalidArgument` for a bad range; `NotSupported` for
-    /// memories that cannot shift and models with multi-component positions (M-RoPE).
+    /// memories that cannot shift and models with multi-component positions (M-RoPE). With the
+    /// BitNet fork, which shifts the cached keys at once, `Decode(Aborted)` /
+    /// `CallbackPanicked` when the abort callback stopped that computation: the memory is then
+    /// cleared.
     #[doc(alias = "llama_memory_seq_add")]
     pub fn memory_seq_add(
         &mut self,
@@ -173,8 +180,7 @@ impl Context {
             return Ok(());
         };
         // Positions are i32 in llama.cpp, shifted with signed arithmetic (overflow is UB there).
-        // SAFETY: a live memory handle; seq_id in range.
-        let max = unsafe { self.api().memory_seq_pos_max(memory, seq_id) };
+        let max = self.memory_pos_max(seq_id)?.unwrap_or(-1);
         if max >= 0 && max.checked_add(delta).is_none() {
             return Err(Error::InvalidArgument {
                 parameter: "delta",
@@ -188,10 +194,26 @@ impl Context {
                 reason: "this model's memory cannot shift".into(),
             });
         }
+        self.abort.take_aborted();
         // SAFETY: a live memory handle that can shift; seq_id in range; range checked.
         unsafe { self.api().memory_seq_add(memory, seq_id, p0, p1, delta) };
-        self.shift_pending = true;
+        // The BitNet fork applies the shift at once, a computation its abort callback can cut
+        // short; it then marks the shift done however far it got, so the cache cannot be
+        // trusted: cleared.
+        if self.abort.take_panicked() {
+            self.clear_memory();
+            return Err(Error::CallbackPanicked { callback: "abort" });
+        }
+        if self.abort.take_aborted() {
+            self.clear_memory();
+            return Err(Error::Decode(crate::error::DecodeError::Aborted));
+        }
         Ok(())
+    }
+
+    /// `n_seq_max` as llama.h takes it.
+    fn sequence_count(&self) -> i32 {
+        i32::try_from(self.sizes.n_seq_max).unwrap_or(i32::MAX)
     }
 }
 

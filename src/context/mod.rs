@@ -60,9 +60,6 @@ pub struct Context {
     outputs: Outputs,
     /// Encoder-decoder models: whether `encode` ran since the memory was cleared.
     encoded: bool,
-    /// Positions were shifted since the last completed computation: the next one applies the
-    /// shift to the cached keys first (see `Context::compute`).
-    shift_pending: bool,
     /// LoRA adapters set on the context, kept alive while llama.cpp points to them (dropped
     /// after `llama_free`).
     adapters: adapters::Applied,
@@ -191,7 +188,6 @@ impl Context {
             sizes,
             outputs: Outputs::default(),
             encoded: false,
-            shift_pending: false,
             adapters: adapters::Applied::default(),
             _not_sync: PhantomData,
         };

@@ -189,7 +189,6 @@ dispatch! {
     fn memory_seq_cp(mem: llama_memory_t, src: llama_seq_id, dst: llama_seq_id, p0: llama_pos, p1: llama_pos) = llama_memory_seq_cp;
     fn memory_seq_keep(mem: llama_memory_t, seq_id: llama_seq_id) = llama_memory_seq_keep;
     fn memory_seq_add(mem: llama_memory_t, seq_id: llama_seq_id, p0: llama_pos, p1: llama_pos, delta: llama_pos) = llama_memory_seq_add;
-    fn memory_seq_pos_max(mem: llama_memory_t, seq_id: llama_seq_id) -> llama_pos = llama_memory_seq_pos_max;
     fn memory_can_shift(mem: llama_memory_t) -> bool = llama_memory_can_shift;
 
     // Samplers.
@@ -417,6 +416,25 @@ impl Api<'_> {
             Tables::Upstream(t) => unsafe { (t.llama_memory_seq_pos_min)(mem, seq_id) },
             // SAFETY: as documented.
             Tables::Bitnet(t) => unsafe { bitnet::memory_seq_pos_min(t, mem, seq_id, n_seq_max) },
+        }
+    }
+
+    /// `llama_memory_seq_pos_max` (the fork's cannot tell an empty sequence: read from its
+    /// KV-cache view, as the minimum).
+    ///
+    /// # Safety
+    /// As [`Self::memory_seq_pos_min`].
+    pub(crate) unsafe fn memory_seq_pos_max(
+        &self,
+        mem: llama_memory_t,
+        seq_id: llama_seq_id,
+        n_seq_max: i32,
+    ) -> llama_pos {
+        match self.tables {
+            // SAFETY: as documented.
+            Tables::Upstream(t) => unsafe { (t.llama_memory_seq_pos_max)(mem, seq_id) },
+            // SAFETY: as documented.
+            Tables::Bitnet(t) => unsafe { bitnet::memory_seq_pos_max(t, mem, seq_id, n_seq_max) },
         }
     }
 

@@ -665,6 +665,11 @@ pub(super) unsafe fn memory_seq_keep(
     unsafe { (t.llama_kv_cache_seq_keep)(ctx_of(mem), seq_id) }
 }
 
+/// The fork applies the shift to the cached keys at once (`llama_kv_cache_update`), where
+/// upstream leaves it to the next computation: its KV-cache view, which
+/// [`memory_seq_extent`] reads, adds a pending shift to the already shifted positions, and a
+/// shift run inside an aborted decode is marked done however far it got. The caller learns of
+/// an abort of this computation from its abort callback.
 pub(super) unsafe fn memory_seq_add(
     t: &LlamaFunctions,
     mem: llama_memory_t,
@@ -673,56 +678,32 @@ pub(super) unsafe fn memory_seq_add(
     p1: llama_pos,
     delta: llama_pos,
 ) {
-    // SAFETY: a live context; the sequence id in range.
-    unsafe { (t.llama_kv_cache_seq_add)(ctx_of(mem), seq_id, p0, p1, delta) }
-}
-
-/// The fork's function starts from 0, so it returns 0 for an empty sequence too (upstream
-/// returns -1). A 0 is told apart by the size of the sequence's state: the fork writes a cell
-/// count, then per cell a position, an id count and the K/V rows, so the size equals the size
-/// for an id no cell holds (negative ids other than -1 match no cell) exactly when the
-/// sequence has no cell.
-pub(super) unsafe fn memory_seq_pos_max(
-    t: &LlamaFunctions,
-    mem: llama_memory_t,
-    seq_id: llama_seq_id,
-) -> llama_pos {
     let ctx = ctx_of(mem);
-    // SAFETY: a live context; the sequence id in range.
-    let pos = unsafe { (t.llama_kv_cache_seq_pos_max)(ctx, seq_id) };
-    if pos != 0 {
-        return pos;
-    }
-    // SAFETY: a live context; the size is computed with a counting writer (no buffer, no
-    // exception), for any sequence id.
-    let (this, none) = unsafe {
-        (
-            (t.llama_state_seq_get_size)(ctx, seq_id),
-            (t.llama_state_seq_get_size)(ctx, llama_seq_id::MIN),
-        )
-    };
-    if this == none {
-        -1
-    } else {
-        0
+    // SAFETY: a live context; the sequence id in range; the model can shift (checked by the
+    // caller: the fork's K-shift aborts for DeepSeek-2, see `memory_can_shift`).
+    unsafe {
+        (t.llama_kv_cache_seq_add)(ctx, seq_id, p0, p1, delta);
+        (t.llama_kv_cache_update)(ctx);
     }
 }
 
-/// The smallest position of `seq_id`, from the fork's KV-cache view (which adds any pending
-/// shift, as upstream's `llama_memory_seq_pos_min` reports it); -1 when the sequence is empty.
-pub(super) unsafe fn memory_seq_pos_min(
+/// The smallest and largest position of `seq_id`, from the fork's KV-cache view sized for
+/// `n_seq_max` sequences per cell (no pending shift: see [`memory_seq_add`]); `None` when the
+/// sequence has no cell. The fork's own `llama_kv_cache_seq_pos_max` starts from 0, so it
+/// cannot tell an empty sequence from one token at position 0, and it has no minimum.
+unsafe fn memory_seq_extent(
     t: &LlamaFunctions,
     mem: llama_memory_t,
     seq_id: llama_seq_id,
     n_seq_max: i32,
-) -> llama_pos {
+) -> Option<(llama_pos, llama_pos)> {
     let ctx = ctx_of(mem);
     let per_cell = n_seq_max.max(1);
     // SAFETY: a live context; the view is freed below (it mallocs its arrays in update).
     let mut view = unsafe { (t.llama_kv_cache_view_init)(ctx, per_cell) };
     // SAFETY: a live context and the view it initialised.
     unsafe { (t.llama_kv_cache_view_update)(ctx, &mut view) };
-    let mut min: llama_pos = -1;
+    let mut extent: Option<(llama_pos, llama_pos)> = None;
     if !view.cells.is_null() && !view.cells_sequences.is_null() && view.n_cells > 0 {
         let n_cells = view.n_cells as usize;
         let per_cell = per_cell as usize;
@@ -735,14 +716,39 @@ pub(super) unsafe fn memory_seq_pos_min(
             )
         };
         for (cell, ids) in cells.iter().zip(sequences.chunks_exact(per_cell)) {
-            if ids.contains(&seq_id) && (min < 0 || cell.pos < min) {
-                min = cell.pos;
+            if ids.contains(&seq_id) {
+                extent = Some(match extent {
+                    None => (cell.pos, cell.pos),
+                    Some((min, max)) => (min.min(cell.pos), max.max(cell.pos)),
+                });
             }
         }
     }
     // SAFETY: the view's arrays came from its update; freed once.
     unsafe { (t.llama_kv_cache_view_free)(&mut view) };
-    min
+    extent
+}
+
+/// The smallest position of `seq_id` (-1: empty), as upstream's `llama_memory_seq_pos_min`.
+pub(super) unsafe fn memory_seq_pos_min(
+    t: &LlamaFunctions,
+    mem: llama_memory_t,
+    seq_id: llama_seq_id,
+    n_seq_max: i32,
+) -> llama_pos {
+    // SAFETY: the caller's contract (live memory, sequence id in range).
+    unsafe { memory_seq_extent(t, mem, seq_id, n_seq_max) }.map_or(-1, |(min, _)| min)
+}
+
+/// The largest position of `seq_id` (-1: empty), as upstream's `llama_memory_seq_pos_max`.
+pub(super) unsafe fn memory_seq_pos_max(
+    t: &LlamaFunctions,
+    mem: llama_memory_t,
+    seq_id: llama_seq_id,
+    n_seq_max: i32,
+) -> llama_pos {
+    // SAFETY: the caller's contract (live memory, sequence id in range).
+    unsafe { memory_seq_extent(t, mem, seq_id, n_seq_max) }.map_or(-1, |(_, max)| max)
 }
 
 /// The fork shifts positions of every non-recurrent model but DeepSeek-2, where its K-shift
