@@ -6,21 +6,6 @@ use super::{invalid, Context};
 use crate::adapter::{AdapterProblem, ControlVector, LoraAdapter};
 use crate::error::{Error, Result};
 
-/// Architectures whose graph in the BitNet fork never applies a control vector (no
-/// `cvec.apply_to` in their build functions: build 3947's `build_bert`, `build_bitnet`,
-/// `build_chatglm`, `build_jais`, `build_rwkv6`, `build_t5_*`).
-const FORK_GRAPHS_WITHOUT_CVEC: &[&str] = &[
-    "bert",
-    "bitnet",
-    "chatglm",
-    "jais",
-    "jina-bert-v2",
-    "nomic-bert",
-    "rwkv6",
-    "t5",
-    "t5encoder",
-];
-
 /// What the context holds while llama.cpp points to it.
 #[derive(Default)]
 pub(super) struct Applied {
@@ -131,13 +116,18 @@ impl Context {
             ));
         }
         let architecture = self.model().architecture();
-        if self.api().is_bitnet() && FORK_GRAPHS_WITHOUT_CVEC.contains(&architecture) {
-            // The fork accepts the vector but its graph for these never adds it: refused
+        let quirks = self.api().quirks();
+        if quirks
+            .graphs_without_control_vectors
+            .contains(&architecture)
+        {
+            // The library accepts the vector but its graph for these never adds it: refused
             // rather than silently ignored.
             return Err(Error::NotSupported {
                 operation: "control vectors",
                 reason: format!(
-                    "the BitNet fork's {architecture} graph does not apply control vectors"
+                    "the {} build's {architecture} graph does not apply control vectors",
+                    self.model().library().generation()
                 ),
             });
         }

@@ -59,21 +59,21 @@ impl Context {
                 self.check_seq(seq)?;
             }
         }
-        if self.api().is_bitnet()
+        if self.api().quirks().pooling_needs_sequence_below_token_count
             && pass == Pass::Decode
             && self.sizes.embeddings
             && self.sizes.pooling != super::Pooling::None
         {
-            // The fork pools into one row per sequence id of the physical batch (which is the
-            // whole batch here, checked above): GGML_ASSERT(seq_id < n_tokens) in its
-            // llama_set_inputs, and the pooled row is read at offset seq_id.
+            // Such a build pools into one row per sequence id of the physical batch (which is
+            // the whole batch here, checked above).
             let n = batch.len();
             if let Some(seq) = (0..n)
                 .flat_map(|i| batch.seq_ids(i).iter().copied())
                 .find(|s| *s as usize >= n)
             {
                 return Err(invalid(format!(
-                    "sequence {seq} in a batch of {n} tokens: the BitNet fork pools only sequence ids below the batch's token count"
+                    "sequence {seq} in a batch of {n} tokens: the {} build pools only sequence ids below the batch's token count",
+                    self.model.library().generation()
                 )));
             }
         }
@@ -93,10 +93,9 @@ impl Context {
             .collect();
         sequences.sort_unstable();
         sequences.dedup();
-        // The fork computes no logits in a context with embeddings.
         let logits = pass == Pass::Decode
             && self.model.has_output_head()
-            && !(self.api().is_bitnet() && self.sizes.embeddings);
+            && !(self.api().quirks().embeddings_without_logits && self.sizes.embeddings);
         Outputs::new(rows, logits, self.sizes.embeddings, sequences)
     }
 
@@ -104,10 +103,9 @@ impl Context {
     fn compute(&mut self, batch: &mut Batch, pass: Pass) -> Result<()> {
         self.outputs = Outputs::default();
         let ctx = self.raw.as_ptr();
-        let fork = self.api().is_bitnet();
-        // Upstream outputs every row of a batch in a context with embeddings; the fork only
-        // the rows flagged for logits (unless it pools): flag them all for the call.
-        let all_rows = fork
+        // Upstream outputs every row of a batch in a context with embeddings; a build that
+        // outputs only the rows flagged for logits (unless it pools) gets them all flagged.
+        let all_rows = self.api().quirks().embeddings_without_logits
             && pass == Pass::Decode
             && self.sizes.embeddings
             && self.sizes.pooling == super::Pooling::None;
@@ -139,12 +137,12 @@ impl Context {
             }
         };
         let aborted = self.abort.take_aborted();
-        let code = if fork && code == 0 && aborted {
-            // The fork's decode returns 0 when ggml aborted the computation (it only logs the
-            // status): the outputs are partial and the batch's cells hold what was computed
-            // so far. Remove the batch's positions from memory, as upstream does for the
+        let code = if code == 0 && aborted && self.api().quirks().decode_hides_abort {
+            // A build whose decode hides the abort (`Quirks::decode_hides_abort`) returns 0
+            // when ggml aborted the computation: the outputs are partial and the batch's cells
+            // hold what was computed so far (upstream returns 2 itself). Remove the batch's positions from memory, as upstream does for the
             // failed physical batch, and report the abort as upstream's code 2 (no shift is
-            // pending there: the fork applies shifts at once, see `memory_seq_add`).
+            // pending: such a build applies shifts at once, see `memory_seq_add`).
             if pass == Pass::Decode {
                 self.forget_batch(batch);
             }

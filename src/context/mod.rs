@@ -170,9 +170,9 @@ impl Context {
                 n_ctx_seq: api.n_ctx_seq(raw),
                 n_batch: api.n_batch(raw),
                 n_ubatch: api.n_ubatch(raw),
-                // The fork's llama_n_seq_max returns its KV cache's size; it uses the
+                // A build whose llama_n_seq_max returns its KV cache's size uses the
                 // requested n_seq_max as given (at least 1, as settled here).
-                n_seq_max: if api.is_bitnet() {
+                n_seq_max: if api.quirks().n_seq_max_is_cache_size {
                     settings.n_seq_max
                 } else {
                     api.n_seq_max(raw)

@@ -76,10 +76,13 @@ impl Context {
                 ),
             });
         }
-        if self.sizes.embeddings && self.api().is_bitnet() {
+        if self.sizes.embeddings && self.api().quirks().embeddings_without_logits {
             return Err(Error::NotSupported {
                 operation: "logits",
-                reason: "the BitNet fork computes no logits in a context with embeddings (create one without embeddings to sample)".into(),
+                reason: format!(
+                    "the {} build computes no logits in a context with embeddings (create one without embeddings to sample)",
+                    self.model().library().generation()
+                ),
             });
         }
         if !self.outputs.logits {

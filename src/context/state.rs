@@ -396,14 +396,13 @@ impl Context {
         let blob = container.blob;
         self.outputs = Outputs::default();
         self.encoded = false;
-        // A sequence blob starts with its cell count. The fork's reader of a sequence with
-        // no cell indexes cell `head - 1` and its batch's position -1 (GGML_ASSERTs on
-        // out-of-bounds reads); restoring nothing is removing the sequence's cells, which
-        // is all it would do before that.
-        let fork_empty_sequence = self.api().is_bitnet()
+        // A sequence blob starts with its cell count. Where restoring one with no cell
+        // asserts (`Quirks::empty_sequence_state_asserts`), restoring nothing is removing the
+        // sequence's cells, which is all it would do before that.
+        let empty_sequence_asserts = self.api().quirks().empty_sequence_state_asserts
             && seq.is_some()
             && blob.get(..4) == Some(&0u32.to_le_bytes()[..]);
-        let read = if fork_empty_sequence {
+        let read = if empty_sequence_asserts {
             self.forget(seq);
             blob.len()
         } else {

@@ -43,11 +43,49 @@ impl<'a> Api<'a> {
         }
     }
 
-    /// Whether the loaded build is the BitNet fork.
-    pub(crate) fn is_bitnet(&self) -> bool {
-        matches!(self.tables, Tables::Bitnet(_))
+    /// Where the loaded generation's functions behave unlike upstream's in a way the safe
+    /// layer must check or compensate for.
+    pub(crate) fn quirks(&self) -> &'static Quirks {
+        match self.tables {
+            Tables::Upstream(_) => &UPSTREAM_QUIRKS,
+            Tables::Bitnet(_) => &bitnet::QUIRKS,
+        }
     }
 }
+
+/// How a generation's functions depart from upstream's where the safe layer has to know (the
+/// rest of the difference is mapped in `super::bitnet`). Upstream has none.
+#[derive(Debug)]
+pub(crate) struct Quirks {
+    /// `llama_n_seq_max` returns the KV cache's size, not the context's sequence count (which
+    /// is then what was asked for).
+    pub(crate) n_seq_max_is_cache_size: bool,
+    /// A decode stopped by the abort callback returns 0, as a finished one does.
+    pub(crate) decode_hides_abort: bool,
+    /// A context with embeddings computes no logits, and outputs only the rows flagged for
+    /// logits (unless it pools).
+    pub(crate) embeddings_without_logits: bool,
+    /// Pooled embeddings need every sequence id below the batch's token count
+    /// (`GGML_ASSERT(seq_id < n_tokens)`; the pooled row is read at offset `seq_id`).
+    pub(crate) pooling_needs_sequence_below_token_count: bool,
+    /// Restoring a sequence state with no cell reads out of bounds (`GGML_ASSERT`s).
+    pub(crate) empty_sequence_state_asserts: bool,
+    /// `llama_tokenize` may return ids outside the vocabulary (unchecked special ids).
+    pub(crate) tokenizer_ids_unchecked: bool,
+    /// Architectures whose graphs accept a control vector and never apply it.
+    pub(crate) graphs_without_control_vectors: &'static [&'static str],
+}
+
+/// Upstream's behaviour, which the safe layer is written for.
+static UPSTREAM_QUIRKS: Quirks = Quirks {
+    n_seq_max_is_cache_size: false,
+    decode_hides_abort: false,
+    embeddings_without_logits: false,
+    pooling_needs_sequence_below_token_count: false,
+    empty_sequence_state_asserts: false,
+    tokenizer_ids_unchecked: false,
+    graphs_without_control_vectors: &[],
+};
 
 /// `Error::Unsupported` for a C function the loaded generation lacks.
 pub(crate) fn unsupported(symbol: &'static str) -> Error {

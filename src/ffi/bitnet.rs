@@ -20,6 +20,37 @@ use crate::sys::upstream::{
     llama_sampler, llama_seq_id, llama_token, llama_token_data_array, llama_vocab,
 };
 
+/// Where the fork's functions behave unlike upstream's in ways the safe layer checks (each
+/// found in its source, build 3947, and covered by `tests/bitnet_negative.rs`).
+pub(super) static QUIRKS: super::Quirks = super::Quirks {
+    // `llama_n_seq_max` returns `kv_self.size`.
+    n_seq_max_is_cache_size: true,
+    // Its decode logs ggml's abort status and returns 0.
+    decode_hides_abort: true,
+    // `llama_decode_internal` skips the output head when `cparams.embeddings` is set, and
+    // outputs only the rows of `batch.logits`.
+    embeddings_without_logits: true,
+    // `llama_set_inputs`: GGML_ASSERT(seq_id < n_tokens) for mean/CLS/last pooling.
+    pooling_needs_sequence_below_token_count: true,
+    // The sequence-state reader indexes cell `head - 1` and position -1 for zero cells.
+    empty_sequence_state_asserts: true,
+    // Its WordPiece tokenizer adds CLS/SEP ids that default to 101/102, unchecked.
+    tokenizer_ids_unchecked: true,
+    // No `cvec.apply_to` in these graph builders (`build_bert`, `build_bitnet`,
+    // `build_chatglm`, `build_jais`, `build_rwkv6`, `build_t5_*`).
+    graphs_without_control_vectors: &[
+        "bert",
+        "bitnet",
+        "chatglm",
+        "jais",
+        "jina-bert-v2",
+        "nomic-bert",
+        "rwkv6",
+        "t5",
+        "t5encoder",
+    ],
+};
+
 /// The model behind a vocabulary handle (see the module docs).
 fn model_of(vocab: *const llama_vocab) -> *const fork::llama_model {
     vocab.cast()

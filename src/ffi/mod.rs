@@ -24,7 +24,7 @@ pub(crate) mod codes;
 pub(crate) mod params;
 pub(crate) mod strings;
 
-pub(crate) use api::{Api, Tables};
+pub(crate) use api::{Api, Quirks, Tables};
 
 /// Opaque handle types shared by every ABI generation (pointers to them are only passed back).
 pub(crate) use crate::sys::upstream::{

@@ -53,7 +53,7 @@ fn check_generation(
         path: path.into(),
         reason,
     };
-    let fork = Api::of(library).is_bitnet();
+    let fork = library.generation() == crate::loader::AbiGeneration::BitNet2024;
     if !fork {
         if file.family == crate::gguf::Family::BitNet {
             return Err(refuse(format!(

@@ -215,9 +215,7 @@ impl Model {
             reason: "gives more tokens than llama.cpp can count".into(),
         })?;
         let tokens: Vec<Token> = tokens.into_iter().map(Token).collect();
-        if self.api().is_bitnet() {
-            // The fork's WordPiece tokenizer adds its CLS and SEP ids, which default to 101
-            // and 102 without being checked against the vocabulary.
+        if self.api().quirks().tokenizer_ids_unchecked {
             self.check_tokens(&tokens)?;
         }
         Ok(tokens)
