@@ -268,34 +268,15 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     if args.models.len() > 1 {
         return run_models(&args);
     }
-    let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
     let model_path = args.model.clone().unwrap_or_else(support::default_model);
     #[cfg(feature = "download")]
     let model_path = fetch_model(model_path)?;
-    let n_ctx = 4096;
-    let gpu_layers = match args.gpu_layers.as_deref() {
-        None | Some("auto") => None,
-        Some("all") => Some(GpuLayers::All),
-        Some(n) => Some(GpuLayers::Count(n.parse().map_err(|_| {
-            format!("invalid --gpu-layers {n:?} (a number, all or auto)")
-        })?)),
-    };
-    // GPU variants offload what fits unless told otherwise; CPU variants offload nothing. A
-    // variant the model cannot load on is skipped for the next one.
-    let mut chosen_layers = None;
-    let (selection, model) = Model::load_best(&options, &model_path, |variant| {
-        let layers = match variant.kind() {
-            VariantKind::Gpu => gpu_layers.unwrap_or(GpuLayers::Auto { n_ctx }),
-            VariantKind::Cpu => GpuLayers::None,
-        };
-        chosen_layers = Some(layers);
-        ModelParams::new().with_gpu_layers(layers)
-    })?;
-    let mut params =
-        ContextParams::default().with_n_ctx(n_ctx.min(model.n_ctx_train().max(256) as u32));
-    if let Some(threads) = args.threads {
-        params = params.with_threads(threads);
-    }
+    let Loaded {
+        selection,
+        model,
+        params,
+        gpu_layers: chosen_layers,
+    } = load(&args, &model_path)?;
     let mut context = Context::new(&model, params.clone())?;
     if !args.lora.is_empty() {
         let adapters = args
@@ -387,20 +368,66 @@ fn run_models(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// One model of several, in this process (the library loaded by the first stays loaded).
-fn run_in_process(args: &Args, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+/// The context size asked for (at most the model's training context).
+const N_CTX: u32 = 4096;
+
+/// A model loaded on the best variant, with the context parameters to run it.
+struct Loaded {
+    selection: gguf_loader::loader::Selection,
+    model: Model,
+    params: ContextParams,
+    /// The layers offloaded on the chosen variant.
+    gpu_layers: Option<GpuLayers>,
+}
+
+/// `--gpu-layers`: `None` for auto (GPU variants offload what fits).
+fn gpu_layers_arg(args: &Args) -> Result<Option<GpuLayers>, String> {
+    match args.gpu_layers.as_deref() {
+        None | Some("auto") => Ok(None),
+        Some("all") => Ok(Some(GpuLayers::All)),
+        Some(n) => n
+            .parse()
+            .map(|n| Some(GpuLayers::Count(n)))
+            .map_err(|_| format!("invalid --gpu-layers {n:?} (a number, all or auto)")),
+    }
+}
+
+/// Loads `path` on the best variant the options allow: GPU variants offload what fits unless
+/// `--gpu-layers` says otherwise, CPU variants nothing; a variant the model cannot load on is
+/// skipped for the next one.
+fn load(args: &Args, path: &std::path::Path) -> Result<Loaded, Box<dyn std::error::Error>> {
     let options = support::select_options(args.variant.as_deref(), args.variant_dir.as_deref())?;
+    let gpu_layers = gpu_layers_arg(args)?;
+    let mut chosen = None;
     let (selection, model) = Model::load_best(&options, path, |variant| {
-        ModelParams::new().with_gpu_layers(match variant.kind() {
-            VariantKind::Gpu => GpuLayers::Auto { n_ctx: 4096 },
+        let layers = match variant.kind() {
+            VariantKind::Gpu => gpu_layers.unwrap_or(GpuLayers::Auto { n_ctx: N_CTX }),
             VariantKind::Cpu => GpuLayers::None,
-        })
+        };
+        chosen = Some(layers);
+        ModelParams::new().with_gpu_layers(layers)
     })?;
     let mut params =
-        ContextParams::default().with_n_ctx(4096.min(model.n_ctx_train().max(256) as u32));
+        ContextParams::default().with_n_ctx(N_CTX.min(model.n_ctx_train().max(256) as u32));
     if let Some(threads) = args.threads {
         params = params.with_threads(threads);
     }
+    Ok(Loaded {
+        selection,
+        model,
+        params,
+        gpu_layers: chosen,
+    })
+}
+
+/// One model of several, in this process (the library loaded by the first stays loaded).
+fn run_in_process(args: &Args, path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let Loaded {
+        selection,
+        model,
+        params,
+        ..
+    } = load(args, path)?;
     let mut session = Session::new(Context::new(&model, params)?);
     let mut sampler = sampler_for(args, &model)?;
     let mut stdout = std::io::stdout().lock();
@@ -429,7 +456,7 @@ fn run_in_worker(args: &Args, path: &std::path::Path) -> Result<(), Box<dyn std:
     let mut spec = WorkerSpec::new(path);
     spec.variant_dir = args.variant_dir.clone();
     spec.threads = args.threads;
-    spec.n_ctx = Some(4096);
+    spec.n_ctx = Some(N_CTX);
     let mut worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
     let info = worker.info().clone();
     eprintln!("worker: {} ({})", info.pid, info.variant);
@@ -506,15 +533,10 @@ fn run_rpc(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     spec.variant = args.variant.clone();
     spec.variant_dir = args.variant_dir.clone();
     spec.rpc_servers = args.rpc.clone();
-    spec.gpu_layers = match args.gpu_layers.as_deref() {
-        None | Some("all") | Some("auto") => GpuLayers::All,
-        Some(n) => GpuLayers::Count(
-            n.parse()
-                .map_err(|_| format!("invalid --gpu-layers {n:?} (a number, all or auto)"))?,
-        ),
-    };
+    // Auto offloads everything here: the servers are the point.
+    spec.gpu_layers = gpu_layers_arg(args)?.unwrap_or(GpuLayers::All);
     spec.threads = args.threads;
-    spec.n_ctx = Some(4096);
+    spec.n_ctx = Some(N_CTX);
     let mut worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
     let info = worker.info().clone();
     let used: Vec<String> = info
