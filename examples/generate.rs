@@ -457,19 +457,9 @@ fn run_in_worker(args: &Args, path: &std::path::Path) -> Result<(), Box<dyn std:
     spec.variant_dir = args.variant_dir.clone();
     spec.threads = args.threads;
     spec.n_ctx = Some(N_CTX);
-    let mut worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
-    let info = worker.info().clone();
-    eprintln!("worker: {} ({})", info.pid, info.variant);
-    let summary = stream_worker(args, &mut worker)?;
-    eprintln!(
-        "variant: {} ({}) worker: {} | {}",
-        info.variant,
-        info.directory.display(),
-        info.pid,
-        rates(&summary)
-    );
-    worker.shutdown();
-    Ok(())
+    let worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
+    eprintln!("worker: {} ({})", worker.info().pid, worker.info().variant);
+    finish_in_worker(args, worker)
 }
 
 /// The sampler the options describe.
@@ -537,7 +527,7 @@ fn run_rpc(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     spec.gpu_layers = gpu_layers_arg(args)?.unwrap_or(GpuLayers::All);
     spec.threads = args.threads;
     spec.n_ctx = Some(N_CTX);
-    let mut worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
+    let worker = WorkerModel::spawn(WorkerOptions::new(spec))?;
     let info = worker.info().clone();
     let used: Vec<String> = info
         .devices
@@ -566,16 +556,7 @@ fn run_rpc(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         info.n_layer
     );
-    let summary = stream_worker(args, &mut worker)?;
-    eprintln!(
-        "variant: {} ({}) worker: {} | {}",
-        info.variant,
-        info.directory.display(),
-        info.pid,
-        rates(&summary)
-    );
-    worker.shutdown();
-    Ok(())
+    finish_in_worker(args, worker)
 }
 
 /// `--draft-model`: greedy speculative decoding of the prompt.
@@ -666,18 +647,30 @@ fn rates(summary: &gguf_loader::Summary) -> String {
     )
 }
 
-/// Streams the worker's completion of the prompt to stdout; its summary.
-fn stream_worker(
+/// Streams the worker's completion of the prompt to stdout, reports its `variant:` line and
+/// shuts the worker down.
+fn finish_in_worker(
     args: &Args,
-    worker: &mut gguf_loader::worker::WorkerModel,
-) -> Result<gguf_loader::Summary, Box<dyn std::error::Error>> {
+    mut worker: gguf_loader::worker::WorkerModel,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let info = worker.info().clone();
     let mut stdout = std::io::stdout().lock();
     let mut generation = worker.generate(worker_request(args))?;
     print_pieces(&mut stdout, generation.by_ref(), args.token_ids)?;
-    Ok(generation
+    let summary = generation
         .summary()
         .cloned()
-        .ok_or("generation ended without a summary")?)
+        .ok_or("generation ended without a summary")?;
+    drop(generation);
+    eprintln!(
+        "variant: {} ({}) worker: {} | {}",
+        info.variant,
+        info.directory.display(),
+        info.pid,
+        rates(&summary)
+    );
+    worker.shutdown();
+    Ok(())
 }
 
 /// Streams pieces to `out`: their text, or with `token_ids` one token id per line; a final

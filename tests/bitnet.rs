@@ -483,7 +483,7 @@ child_cases! {
     /// prompt gives alone, a session saved to a file continues exactly, and chat templates
     /// render (the model's own through minijinja, a built-in one through the fork).
     fn engine_sessions_and_chat_work_on_the_fork() {
-        use gguf_loader::engine::parallel::{Event, ParallelEngine, Request};
+        use gguf_loader::engine::parallel::{ParallelEngine, Request};
         use gguf_loader::{Prompt, Session};
         let library = load_fork(&common::bitnet_dirs()[0].1);
         let model = Model::load(&library, common::tiny_bitnet(), ModelParams::new()).unwrap();
@@ -515,13 +515,7 @@ child_cases! {
             .collect();
         let events = engine.run_to_completion().unwrap();
         for (prompt, id) in prompts.iter().zip(&ids) {
-            let tokens: Vec<i32> = events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Piece { request, piece } if request == id => piece.token.map(|t| t.id()),
-                    _ => None,
-                })
-                .collect();
+            let tokens = common::streamed_ids(&events, id);
             assert_eq!(tokens, alone(prompt), "{prompt}");
         }
 

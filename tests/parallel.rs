@@ -71,13 +71,7 @@ fn parallel_greedy_streams_equal_each_prompt_alone() {
         .collect();
     let events = engine.run_to_completion().unwrap();
     for (prompt, id) in PROMPTS.iter().zip(&ids) {
-        let tokens: Vec<i32> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Piece { request, piece } if request == id => piece.token.map(|t| t.id()),
-                _ => None,
-            })
-            .collect();
+        let tokens = common::streamed_ids(&events, id);
         let finished = events.iter().any(|e| {
             matches!(e, Event::Finished { request, summary } if request == id
                 && matches!(summary.stop_reason, StopReason::MaxTokens | StopReason::EndOfGeneration(_)))

@@ -201,6 +201,22 @@ pub fn c_reference(
     bin
 }
 
+/// The token ids a parallel engine streamed for `request`, in order.
+pub fn streamed_ids(
+    events: &[gguf_loader::engine::parallel::Event],
+    request: &gguf_loader::engine::parallel::RequestId,
+) -> Vec<i32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            gguf_loader::engine::parallel::Event::Piece { request: r, piece } if r == request => {
+                piece.token.map(|t| t.id())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// `n` greedy ids of `prompt` through the crate's `generate` on `context`.
 pub fn greedy_ids(context: &mut gguf_loader::Context, prompt: &str, n: usize) -> Vec<i32> {
     let mut sampler = gguf_loader::Sampler::greedy(context.model()).unwrap();
