@@ -29,10 +29,11 @@ impl ByteFallbackGuard {
         let Some(GgufValue::Array(list)) = file.get("tokenizer.ggml.tokens") else {
             return None;
         };
-        let tokens: HashSet<String> = list
+        // Borrowed for the scan: the usual vocabulary has every fallback and is not copied.
+        let tokens: HashSet<&str> = list
             .iter()
             .filter_map(|t| match t {
-                GgufValue::String(s) => Some(s.clone()),
+                GgufValue::String(s) => Some(s.as_str()),
                 _ => None,
             })
             .collect();
@@ -42,12 +43,13 @@ impl ByteFallbackGuard {
             // The fallback of the fallback: the byte as a one-character string (ASCII only:
             // other single bytes are not UTF-8, so no GGUF token can be one).
             let plain = (byte < 0x80).then(|| char::from(byte as u8).to_string());
-            *missing = !tokens.contains(&hex) && !plain.is_some_and(|p| tokens.contains(&p));
+            *missing = !tokens.contains(hex.as_str())
+                && !plain.is_some_and(|p| tokens.contains(p.as_str()));
         }
-        missing
-            .iter()
-            .any(|m| *m)
-            .then_some(ByteFallbackGuard { tokens, missing })
+        missing.iter().any(|m| *m).then(|| ByteFallbackGuard {
+            tokens: tokens.into_iter().map(str::to_owned).collect(),
+            missing,
+        })
     }
 
     /// Checks that tokenizing `text` needs no missing fallback: every character (a space as
