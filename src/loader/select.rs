@@ -364,16 +364,10 @@ pub fn load_best_with<T>(
             None => variant.kind() == VariantKind::Cpu && d.backends.contains(&Backend::Cpu),
         };
         let pick = |usable: &dyn Fn(&VariantDirectory) -> bool| {
-            directories
-                .iter()
-                .filter(|d| d.abi == abi && usable(d))
+            let candidates = || directories.iter().filter(|d| d.abi == abi && usable(d));
+            candidates()
                 .find(|d| d.kind == kind)
-                .or_else(|| {
-                    directories
-                        .iter()
-                        .filter(|d| d.abi == abi && usable(d))
-                        .find(serves)
-                })
+                .or_else(|| candidates().find(serves))
         };
         let failed_first = |d: &VariantDirectory| {
             failed_directories
