@@ -413,9 +413,8 @@ fn bad_servers_are_typed_errors_naming_the_endpoint() {
         connect_timeout: Duration::from_secs(2),
         io_timeout: Duration::from_secs(2),
     };
-    let closed = free_port();
-    let cases = [
-        (closed, RpcProblem::Unreachable),
+    // The fake servers first: a port freed before they bind could be handed to one of them.
+    let fakes = [
         (fake_server(hello_answer(6, 0)), RpcProblem::Version),
         (fake_server(hello_answer(7, 1)), RpcProblem::Version),
         (
@@ -424,6 +423,8 @@ fn bad_servers_are_typed_errors_naming_the_endpoint() {
         ),
         (fake_server(Vec::new()), RpcProblem::NotRpc),
     ];
+    let closed = free_port();
+    let cases = std::iter::once((closed, RpcProblem::Unreachable)).chain(fakes);
     for (port, expected) in cases {
         let started = Instant::now();
         let (problem, message) = rpc_problem(probe(&loopback(port), &quick));
